@@ -1,0 +1,56 @@
+"""JSON log lines on stdout, shaped so the runbook's grep and jq commands work as written.
+
+Every line carries `"service": "Store Publish"` (the runbook greps for it) and, inside a
+request's processing, the bound `correlationId`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+SERVICE = "Store Publish"
+
+
+def _add_service(
+    _logger: object, _name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    event_dict.setdefault("service", SERVICE)
+    return event_dict
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Route structlog and the standard library (aiokafka, faust) to JSON lines on stdout."""
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        _add_service,
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("message"),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.EventRenamer("message"),
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if level == "INFO" else level)

@@ -1,0 +1,125 @@
+"""The one settings object: every variable the contract names, read once at the entry point."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Where `ops/services up` puts the local broker and database; docker-compose and real
+# deployments set both variables explicitly.
+LOCAL_KAFKA = "127.0.0.1:19092"
+LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:15432/store_publish"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment (and an optional `.env` file)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    database_url: SecretStr = SecretStr(LOCAL_DATABASE_URL)
+    db_pool_max_size: int = Field(default=4, ge=1, le=100)
+
+    kafka_bootstrap_servers: str = LOCAL_KAFKA
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+
+    topic_requests: str = "store.publish.requested"
+    topic_outcomes: str = "store.publish.outcomes"
+    topic_dlq: str = "store.publish.dlq"
+    topic_alerts: str = "store.publish.alerts"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    consumer_group: str = "store-publish"
+    consumer_max_batch: int = Field(default=1000, ge=1)
+
+    event_signing_secret: SecretStr | None = None
+    publish_required_steps: Annotated[tuple[str, ...], NoDecode] = ("payments",)
+    max_event_bytes: int = Field(default=64 * 1024, ge=1)
+    store_base_url: str = "https://shops.example.com"
+
+    retry_max_attempts: int = Field(default=3, ge=1)
+    retry_initial_delay_ms: int = Field(default=1000, ge=0)
+    retry_backoff_factor: float = Field(default=2.0, ge=1.0)
+    retry_max_delay_ms: int = Field(default=5000, ge=0)
+
+    # How often the consumer re-reads the pause flag, and how long it waits between
+    # probes while PostgreSQL is unreachable.
+    pause_poll_interval_ms: int = Field(default=1000, ge=10)
+    db_outage_max_backoff_ms: int = Field(default=5000, ge=10)
+
+    dlq_max_replays: int = Field(default=3, ge=0)
+
+    http_host: str = "127.0.0.1"
+    consumer_http_port: int = Field(default=9400, ge=0, le=65535)
+    stream_http_port: int = Field(default=9401, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Rates and alerts: the contract's rules; durations are seconds so tests run them fast.
+    alert_window_seconds: float = Field(default=300.0, gt=0)
+    alert_min_events: int = Field(default=20, ge=1)
+    alert_evaluate_interval_seconds: float = Field(default=5.0, gt=0)
+    alert_error_rate_threshold: float = 0.05
+    alert_error_rate_for_seconds: float = 300.0
+    alert_slow_p95_ms: float = 10_000.0
+    alert_slow_for_seconds: float = 300.0
+    alert_retry_rate_threshold: float = 0.20
+    alert_retry_rate_for_seconds: float = 600.0
+    alert_gating_rate_threshold: float = 0.50
+    alert_gating_rate_for_seconds: float = 600.0
+    alert_rollback_error_rate_threshold: float = 0.10
+    alert_rollback_for_seconds: float = 300.0
+
+    @field_validator("publish_required_steps", mode="before")
+    @classmethod
+    def _split_steps(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(step.strip() for step in value.split(",") if step.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required "
+                "with a SASL security protocol"
+            )
+        return self
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Connection options shared by every aiokafka client (and faust's broker URL)."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=self.kafka_ssl_cafile,
+                certfile=self.kafka_ssl_certfile,
+                keyfile=self.kafka_ssl_keyfile,
+            )
+        if self.kafka_sasl_mechanism is not None:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        return options
+
+    def dsn(self) -> str:
+        return self.database_url.get_secret_value()
