@@ -25,6 +25,9 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = SecretStr(LOCAL_DATABASE_URL)
     db_pool_max_size: int = Field(default=4, ge=1, le=100)
+    # A row lock held longer than this fails the attempt (55P03) and counts as a retry.
+    db_lock_timeout_ms: int = Field(default=2000, ge=1)
+    db_statement_timeout_ms: int = Field(default=10000, ge=1)
 
     kafka_bootstrap_servers: str = LOCAL_KAFKA
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

@@ -1,0 +1,357 @@
+"""One partition's batch: screen, load in bulk, decide, write in one transaction, build outcomes.
+
+The fast path decides the whole batch in one transaction. When that transaction fails for a
+reason other than the database being gone (a row lock held too long, a deadlock), each request
+is retried on its own, so one stuck store costs its own retry budget and no one else's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+from tenacity import RetryCallState
+
+from consumers import repository as repo
+from consumers.decision import Decision, SameAs, Snapshot, Verdict, decide_batch
+from consumers.errors import DatabaseUnavailable, PublishingPaused, is_database_unavailable
+from consumers.outcomes import (
+    InboundRecord,
+    OutboundRecord,
+    dead_letter,
+    decided_outcome,
+    is_dead_lettered,
+    refused_outcome,
+    verdict_outcome,
+)
+from consumers.retrying import backoff_seconds, request_retrying
+from consumers.screening import Refusal, screen
+from schemas.events import PublishOutcome, PublishRequested, Reason, Status
+from schemas.settings import Settings
+
+log = structlog.get_logger("consumers.batch")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one request produced: its outcome, and a dead letter when the contract wants one."""
+
+    record: InboundRecord
+    outcome: PublishOutcome
+    outcome_json: str
+    dead_letter: OutboundRecord | None
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
+class _Authenticated:
+    record: InboundRecord
+    request: PublishRequested
+
+
+class _Phase:
+    """Where a transaction was when it failed: a failed gating read fails closed."""
+
+    def __init__(self) -> None:
+        self.current = "start"
+
+
+class BatchHandler:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self._settings = settings
+        self._pool = pool
+        secret = settings.event_signing_secret
+        self._secret = secret.get_secret_value().encode("utf-8") if secret else None
+
+    async def handle(self, records: Sequence[InboundRecord]) -> list[Result]:
+        """Every record gets exactly one Result, in order. Raises PublishingPaused or
+        DatabaseUnavailable when the batch must be handed back untouched."""
+        results: dict[int, Result] = {}
+        authenticated: list[_Authenticated] = []
+        for index, record in enumerate(records):
+            screened = screen(
+                record.value,
+                record.headers,
+                max_bytes=self._settings.max_event_bytes,
+                secret=self._secret,
+            )
+            if isinstance(screened, Refusal):
+                results[index] = self._refused(record, screened)
+            else:
+                authenticated.append(_Authenticated(record, screened))
+        positions = [i for i in range(len(records)) if i not in results]
+        for index, result in zip(positions, await self._decide(authenticated), strict=True):
+            results[index] = result
+        return [results[i] for i in range(len(records))]
+
+    def _refused(self, record: InboundRecord, refusal: Refusal) -> Result:
+        now = datetime.now(UTC)
+        outcome = refused_outcome(record, refusal, now)
+        log.warning(
+            "Request rejected",
+            correlationId=outcome.correlation_id,
+            reason=refusal.reason.value,
+            error=refusal.error,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        return self._result(record, outcome, refusal.error)
+
+    def _result(self, record: InboundRecord, outcome: PublishOutcome, error: str) -> Result:
+        letter = None
+        if is_dead_lettered(outcome.status) and outcome.reason is not None:
+            letter = dead_letter(
+                record,
+                dlq_topic=self._settings.topic_dlq,
+                reason=outcome.reason,
+                error=error,
+                attempts=outcome.attempts,
+                correlation_id=outcome.correlation_id,
+                now=outcome.processed_at,
+            )
+        return Result(record, outcome, outcome.model_dump_json(), letter)
+
+    async def _decide(self, items: list[_Authenticated]) -> list[Result]:
+        if not items:
+            return []
+        try:
+            return await self._transaction_with_connection_retries(items)
+        except (PublishingPaused, DatabaseUnavailable):
+            raise
+        except Exception as error:
+            # Whatever broke the batch, find the request it belongs to by trying each alone.
+            log.warning(
+                "Batch transaction failed, retrying its requests one by one",
+                error=f"{type(error).__name__}: {error}",
+                batchSize=len(items),
+            )
+        await asyncio.sleep(backoff_seconds(self._settings, 1))
+        results: list[Result] = []
+        for item in items:
+            results.append(await self._decide_alone(item))
+        return results
+
+    async def _transaction_with_connection_retries(
+        self, items: list[_Authenticated]
+    ) -> list[Result]:
+        """The whole batch in one transaction; a lost connection is retried as the contract says,
+        and after the last attempt the batch goes back and the consumer waits for the database."""
+        for attempt in range(1, self._settings.retry_max_attempts + 1):
+            try:
+                return await self._transaction(items, attempts=1, phase=_Phase())
+            except Exception as error:
+                if not is_database_unavailable(error):
+                    raise
+                if attempt == self._settings.retry_max_attempts:
+                    raise DatabaseUnavailable(str(error)) from error
+                log.warning(
+                    "Retry attempt",
+                    attempt=attempt + 1,
+                    correlationId=items[0].request.effective_correlation_id,
+                    batchSize=len(items),
+                    error=f"{type(error).__name__}: {error}",
+                )
+                await asyncio.sleep(backoff_seconds(self._settings, attempt))
+        raise AssertionError("unreachable")
+
+    async def _decide_alone(self, item: _Authenticated) -> Result:
+        correlation_id = item.request.effective_correlation_id
+        attempts = 1  # the batch transaction was this request's first attempt
+        phase = _Phase()
+
+        def on_retry(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "Retry attempt",
+                attempt=attempts + state.attempt_number + 1,
+                correlationId=correlation_id,
+                error=f"{type(failure).__name__}: {failure}",
+            )
+
+        retrying = request_retrying(self._settings, attempts_made=attempts)
+        retrying.before_sleep = on_retry
+        made = attempts
+        try:
+            async for try_ in retrying:
+                with try_:
+                    made += 1
+                    phase = _Phase()
+                    return (await self._transaction([item], attempts=made, phase=phase))[0]
+        except (PublishingPaused, DatabaseUnavailable):
+            raise
+        except Exception as error:
+            if is_database_unavailable(error):
+                raise DatabaseUnavailable(str(error)) from error
+            reason = (
+                Reason.GATING_UNAVAILABLE if phase.current == "gating" else Reason.RETRIES_EXHAUSTED
+            )
+            return self._failed(item, reason, made, f"{type(error).__name__}: {error}")
+        raise AssertionError("unreachable")
+
+    def _failed(self, item: _Authenticated, reason: Reason, attempts: int, error: str) -> Result:
+        now = datetime.now(UTC)
+        outcome = decided_outcome(
+            item.record,
+            item.request,
+            status=Status.FAILED,
+            reason=reason,
+            attempts=attempts,
+            now=now,
+        )
+        log.error(
+            "Failed to publish store",
+            correlationId=outcome.correlation_id,
+            reason=reason.value,
+            error=error,
+            attempts=attempts,
+            storeId=str(item.request.store_id),
+        )
+        return self._result(item.record, outcome, error)
+
+    async def _transaction(
+        self, items: list[_Authenticated], *, attempts: int, phase: _Phase
+    ) -> list[Result]:
+        settings = self._settings
+        requests = [item.request for item in items]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"SET LOCAL lock_timeout = {int(settings.db_lock_timeout_ms)}; "
+                f"SET LOCAL statement_timeout = {int(settings.db_statement_timeout_ms)}"
+            )
+            phase.current = "control"
+            if await repo.lock_control_paused(conn):
+                raise PublishingPaused
+            phase.current = "load"
+            stores = await repo.lock_stores(conn, [r.store_id for r in requests])
+            priors = await repo.prior_outcomes(conn, [r.event_id for r in requests])
+            users = await repo.existing_users(conn, [r.user_id for r in requests])
+            phase.current = "gating"
+            gating = await repo.gating_state(
+                conn, [r.user_id for r in requests], settings.publish_required_steps
+            )
+            phase.current = "publish"
+            now = datetime.now(UTC)
+            snapshot = Snapshot(users, stores, gating, settings.publish_required_steps, priors)
+            decisions = decide_batch(requests, snapshot, now=now, base_url=settings.store_base_url)
+            results = self._results(items, decisions, attempts, now)
+            await self._write(conn, items, decisions, results, gating.active_versions)
+        return results
+
+    def _results(
+        self,
+        items: list[_Authenticated],
+        decisions: list[Decision],
+        attempts: int,
+        now: datetime,
+    ) -> list[Result]:
+        results: list[Result] = []
+        for item, decision in zip(items, decisions, strict=True):
+            if isinstance(decision, Verdict):
+                results.append(self._verdict_result(item, decision, attempts, now))
+                continue
+            # The same outcome again; its dead letter too, since the first one may have gone
+            # down with an aborted transaction, and a replayed refusal must stay visible.
+            if isinstance(decision, SameAs):
+                outcome_json = results[decision.index].outcome_json
+            else:
+                outcome_json = decision.outcome_json
+            outcome = PublishOutcome.model_validate_json(outcome_json)
+            error = f"{outcome.reason.value} (repeated outcome)" if outcome.reason else ""
+            again = self._result(item.record, outcome, error)
+            results.append(Result(item.record, outcome, outcome_json, again.dead_letter, True))
+        return results
+
+    def _verdict_result(
+        self, item: _Authenticated, verdict: Verdict, attempts: int, now: datetime
+    ) -> Result:
+        outcome = verdict_outcome(item.record, item.request, verdict, attempts, now)
+        if verdict.status is Status.GATED:
+            log.info(
+                "Gating check blocked",
+                correlationId=outcome.correlation_id,
+                missingStep=verdict.missing_steps[0],
+                missingSteps=list(verdict.missing_steps),
+                userId=str(item.request.user_id),
+                storeId=str(item.request.store_id),
+            )
+        elif verdict.status is Status.REJECTED:
+            log.warning(
+                "Request rejected",
+                correlationId=outcome.correlation_id,
+                reason=verdict.reason.value if verdict.reason else None,
+                userId=str(item.request.user_id),
+                storeId=str(item.request.store_id),
+            )
+        error = f"{verdict.reason.value}" if verdict.reason else ""
+        return self._result(item.record, outcome, error)
+
+    async def _write(
+        self,
+        conn: repo.Conn,
+        items: list[_Authenticated],
+        decisions: list[Decision],
+        results: list[Result],
+        versions: Mapping[str, int],
+    ) -> None:
+        publications: list[repo.Publication] = []
+        analytics: list[repo.AnalyticsRow] = []
+        recorded: list[repo.RecordedOutcome] = []
+        for item, decision, result in zip(items, decisions, results, strict=True):
+            if not isinstance(decision, Verdict):
+                continue
+            request = item.request
+            correlation_id = request.effective_correlation_id
+            if decision.publish and decision.store_url and decision.published_at:
+                publications.append(
+                    repo.Publication(request, decision.store_url, decision.published_at)
+                )
+                analytics.append(
+                    repo.AnalyticsRow(
+                        request.user_id,
+                        "store.published",
+                        None,
+                        None,
+                        {
+                            "action": "store.publish",
+                            "storeId": str(request.store_id),
+                            "storeUrl": decision.store_url,
+                            "notifyCustomers": request.notify_customers,
+                            "requestEventId": str(request.event_id),
+                        },
+                        correlation_id,
+                    )
+                )
+            for step in decision.missing_steps:
+                analytics.append(
+                    repo.AnalyticsRow(
+                        request.user_id,
+                        "gating.blocked",
+                        step,
+                        versions.get(step),
+                        {
+                            "action": "store.publish",
+                            "isCritical": True,
+                            "storeId": str(request.store_id),
+                            "requestEventId": str(request.event_id),
+                        },
+                        correlation_id,
+                    )
+                )
+            recorded.append(
+                repo.RecordedOutcome(
+                    request,
+                    decision.status.value,
+                    decision.reason.value if decision.reason else None,
+                    result.outcome_json,
+                    result.outcome.attempts,
+                    item.record.partition,
+                    item.record.offset,
+                )
+            )
+        await repo.publish_stores(conn, publications)
+        await repo.insert_analytics(conn, analytics)
+        await repo.record_outcomes(conn, recorded)

@@ -1,0 +1,149 @@
+"""Outcome events and dead-letter records, built from decisions. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from consumers.decision import Verdict
+from consumers.screening import Refusal
+from schemas.dead_letter import DeadLetterHeaders
+from schemas.events import (
+    DEAD_LETTERED,
+    PublishOutcome,
+    PublishRequested,
+    Reason,
+    Status,
+    outcome_event_id,
+)
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """A request record as consumed, with the moment the consumer first saw it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+    received_at: datetime
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def _ms(later: datetime, earlier: datetime) -> float:
+    return round((later - earlier).total_seconds() * 1000, 3)
+
+
+def _record_time(record: InboundRecord) -> datetime:
+    return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+
+
+def refused_outcome(record: InboundRecord, refusal: Refusal, now: datetime) -> PublishOutcome:
+    """The outcome of a request refused on its bytes.
+
+    Its id comes from the record's position, not from the event id it claims: an unsigned
+    or forged request must not be able to take the outcome id of a genuine one.
+    """
+    claimed = refusal.request
+    return PublishOutcome(
+        event_id=outcome_event_id(record.position),
+        request_event_id=claimed.event_id if claimed else None,
+        correlation_id=claimed.effective_correlation_id if claimed else record.position,
+        user_id=claimed.user_id if claimed else None,
+        store_id=claimed.store_id if claimed else None,
+        status=Status.REJECTED,
+        reason=refusal.reason,
+        notify_customers=claimed.notify_customers if claimed else False,
+        attempts=0,
+        processing_ms=_ms(now, record.received_at),
+        latency_ms=_ms(now, claimed.occurred_at if claimed else _record_time(record)),
+        processed_at=now,
+    )
+
+
+def decided_outcome(
+    record: InboundRecord,
+    request: PublishRequested,
+    *,
+    status: Status,
+    reason: Reason | None,
+    attempts: int,
+    now: datetime,
+    verdict: Verdict | None = None,
+) -> PublishOutcome:
+    """The outcome of an authenticated request: a verdict, or a failure after retries."""
+    return PublishOutcome(
+        event_id=outcome_event_id(str(request.event_id)),
+        request_event_id=request.event_id,
+        correlation_id=request.effective_correlation_id,
+        user_id=request.user_id,
+        store_id=request.store_id,
+        status=status,
+        reason=reason,
+        missing_steps=list(verdict.missing_steps) if verdict else [],
+        store_url=verdict.store_url if verdict else None,
+        published_at=verdict.published_at if verdict else None,
+        notify_customers=request.notify_customers,
+        attempts=attempts,
+        processing_ms=_ms(now, record.received_at),
+        latency_ms=_ms(now, request.occurred_at),
+        processed_at=now,
+    )
+
+
+def verdict_outcome(
+    record: InboundRecord, request: PublishRequested, verdict: Verdict, attempts: int, now: datetime
+) -> PublishOutcome:
+    # Refusals decided without the database made no attempt.
+    made = 0 if verdict.reason is Reason.NOT_CONFIRMED else attempts
+    return decided_outcome(
+        record,
+        request,
+        status=verdict.status,
+        reason=verdict.reason,
+        attempts=made,
+        now=now,
+        verdict=verdict,
+    )
+
+
+def dead_letter(
+    record: InboundRecord,
+    *,
+    dlq_topic: str,
+    reason: Reason,
+    error: str,
+    attempts: int,
+    correlation_id: str,
+    now: datetime,
+) -> OutboundRecord:
+    """The original key, value and headers, with the contract's dlq.* headers added."""
+    added = DeadLetterHeaders(
+        reason=reason,
+        error=error[:1024],
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        attempts=attempts,
+        failed_at=now,
+        correlation_id=correlation_id,
+    ).to_kafka()
+    return OutboundRecord(dlq_topic, record.key, record.value, (*record.headers, *added))
+
+
+def is_dead_lettered(status: Status) -> bool:
+    return status in DEAD_LETTERED

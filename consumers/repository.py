@@ -1,0 +1,180 @@
+"""The consumer's reads and writes in PostgreSQL, each one statement over a whole batch."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from consumers.decision import GatingState, StoreState
+from schemas.events import PublishRequested
+
+Conn = asyncpg.Connection | PoolConnectionProxy
+
+
+async def lock_control_paused(conn: Conn) -> bool:
+    """Read the pause switch and hold it (FOR SHARE) until the transaction ends.
+
+    `store-publish pause` updates this row, so it waits for the batch in flight: once the
+    pause has returned, no batch publishes anything more.
+    """
+    paused = await conn.fetchval("SELECT paused FROM publish_control WHERE id FOR SHARE")
+    return bool(paused)
+
+
+async def lock_stores(conn: Conn, store_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoreState]:
+    """The batch's stores, locked in id order so two batches never deadlock on them."""
+    rows = await conn.fetch(
+        """SELECT id, owner_id, slug, status, store_url, published_at
+             FROM stores WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE""",
+        list(set(store_ids)),
+    )
+    return {
+        row["id"]: StoreState(
+            id=row["id"],
+            owner_id=row["owner_id"],
+            slug=row["slug"],
+            published=row["status"] == "published",
+            store_url=row["store_url"],
+            published_at=row["published_at"],
+        )
+        for row in rows
+    }
+
+
+async def prior_outcomes(conn: Conn, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    rows = await conn.fetch(
+        """SELECT event_id, outcome::text AS outcome
+             FROM publish_requests WHERE event_id = ANY($1::uuid[])""",
+        list(set(event_ids)),
+    )
+    return {row["event_id"]: row["outcome"] for row in rows}
+
+
+async def existing_users(conn: Conn, user_ids: Sequence[uuid.UUID]) -> frozenset[uuid.UUID]:
+    rows = await conn.fetch("SELECT id FROM users WHERE id = ANY($1::uuid[])", list(set(user_ids)))
+    return frozenset(row["id"] for row in rows)
+
+
+async def gating_state(
+    conn: Conn, user_ids: Sequence[uuid.UUID], required_steps: Sequence[str]
+) -> GatingState:
+    """Active step versions, and which users have done them: two queries for a whole batch."""
+    active_rows = await conn.fetch(
+        """SELECT DISTINCT ON (id) id, version
+             FROM onboarding_step_definitions
+            WHERE id = ANY($1::text[])
+              AND (active_from IS NULL OR active_from <= now())
+              AND (active_to IS NULL OR active_to > now())
+            ORDER BY id, version DESC""",
+        list(required_steps),
+    )
+    active = {row["id"]: row["version"] for row in active_rows}
+    if not active or not user_ids:
+        return GatingState(active, frozenset())
+    done_rows = await conn.fetch(
+        """SELECT uo.user_id, uo.step_id
+             FROM user_onboarding uo
+             JOIN unnest($2::text[], $3::int[]) AS a(step_id, version)
+               ON a.step_id = uo.step_id AND a.version = uo.version
+            WHERE uo.user_id = ANY($1::uuid[]) AND uo.status = 'done'""",
+        list(set(user_ids)),
+        list(active.keys()),
+        list(active.values()),
+    )
+    return GatingState(active, frozenset((row["user_id"], row["step_id"]) for row in done_rows))
+
+
+@dataclass(frozen=True)
+class Publication:
+    request: PublishRequested
+    store_url: str
+    published_at: datetime
+
+
+async def publish_stores(conn: Conn, publications: Sequence[Publication]) -> None:
+    """Make the stores public. The rows are locked by this transaction and were drafts."""
+    if not publications:
+        return
+    updated = await conn.fetch(
+        """UPDATE stores AS s
+              SET status = 'published', store_url = p.store_url, published_at = p.published_at,
+                  published_by_event_id = p.event_id, updated_at = now()
+             FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[])
+                  AS p(id, store_url, published_at, event_id)
+            WHERE s.id = p.id AND s.status = 'draft'
+        RETURNING s.id""",
+        [p.request.store_id for p in publications],
+        [p.store_url for p in publications],
+        [p.published_at for p in publications],
+        [p.request.event_id for p in publications],
+    )
+    if len(updated) != len(publications):
+        # The locks make this impossible; if it happens, roll back rather than guess.
+        raise RuntimeError(f"published {len(updated)} of {len(publications)} stores")
+
+
+@dataclass(frozen=True)
+class AnalyticsRow:
+    user_id: uuid.UUID
+    event_type: str
+    step_id: str | None
+    version: int | None
+    metadata: dict[str, object]
+    correlation_id: str
+
+
+async def insert_analytics(conn: Conn, rows: Sequence[AnalyticsRow]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        """INSERT INTO onboarding_events
+                  (user_id, event_type, step_id, version, metadata, correlation_id)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::jsonb[],
+                                $6::text[])""",
+        [r.user_id for r in rows],
+        [r.event_type for r in rows],
+        [r.step_id for r in rows],
+        [r.version for r in rows],
+        [json.dumps(r.metadata) for r in rows],
+        [r.correlation_id for r in rows],
+    )
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    request: PublishRequested
+    status: str
+    reason: str | None
+    outcome_json: str
+    attempts: int
+    partition: int
+    offset: int
+
+
+async def record_outcomes(conn: Conn, outcomes: Sequence[RecordedOutcome]) -> None:
+    """The idempotency record, written in the same transaction as the effects it describes."""
+    if not outcomes:
+        return
+    await conn.execute(
+        """INSERT INTO publish_requests
+                  (event_id, store_id, user_id, status, reason, outcome, attempts,
+                   source_partition, source_offset)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                                $6::jsonb[], $7::int[], $8::int[], $9::bigint[])
+           ON CONFLICT (event_id) DO NOTHING""",
+        [o.request.event_id for o in outcomes],
+        [o.request.store_id for o in outcomes],
+        [o.request.user_id for o in outcomes],
+        [o.status for o in outcomes],
+        [o.reason for o in outcomes],
+        [o.outcome_json for o in outcomes],
+        [o.attempts for o in outcomes],
+        [o.partition for o in outcomes],
+        [o.offset for o in outcomes],
+    )

@@ -1,0 +1,33 @@
+"""The retry policy of the contract, built once from the settings for tenacity."""
+
+from __future__ import annotations
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from consumers.errors import is_transient
+from schemas.settings import Settings
+
+
+def backoff_seconds(settings: Settings, attempt: int) -> float:
+    """The delay after attempt `attempt` (1-based): initial * factor^(attempt-1), capped."""
+    delay_ms = settings.retry_initial_delay_ms * settings.retry_backoff_factor ** (attempt - 1)
+    return min(delay_ms, settings.retry_max_delay_ms) / 1000
+
+
+def request_retrying(settings: Settings, *, attempts_made: int) -> AsyncRetrying:
+    """Retries for one request that has already had `attempts_made` attempts (in its batch).
+
+    Transient errors only; at most `RETRY_MAX_ATTEMPTS` in all; the first wait is the one the
+    contract gives for the attempt after those already made.
+    """
+    first_wait_ms = settings.retry_initial_delay_ms * settings.retry_backoff_factor**attempts_made
+    return AsyncRetrying(
+        stop=stop_after_attempt(max(settings.retry_max_attempts - attempts_made, 1)),
+        wait=wait_exponential(
+            multiplier=first_wait_ms / 1000,
+            exp_base=settings.retry_backoff_factor,
+            max=settings.retry_max_delay_ms / 1000,
+        ),
+        retry=retry_if_exception(is_transient),
+        reraise=True,
+    )
