@@ -66,6 +66,7 @@ class PublishConsumer:
         self._writers: dict[TopicPartition, PartitionWriter] = {}
         # Held while a batch is in flight: a rebalance waits for it before giving partitions up.
         self._in_flight = asyncio.Lock()
+        self._writers_lock = asyncio.Lock()
         self.paused = False
         self.pause_reason: str | None = None
         self.database_down_since: datetime | None = None
@@ -89,13 +90,23 @@ class PublishConsumer:
 
     async def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         for tp in assigned:
-            if tp not in self._writers:
-                writer = PartitionWriter(self._settings, tp)
-                await writer.start()
-                self._writers[tp] = writer
+            await self._writer_for(tp)
         if self.paused or self.database_down_since is not None:
             self._consumer.pause(*assigned)
         log.info("Partitions assigned", partitions=[tp.partition for tp in assigned])
+
+    async def _writer_for(self, tp: TopicPartition) -> PartitionWriter | None:
+        """The partition's writer, started on first use: fetching can begin before the
+        assignment callback has run. None when the partition is no longer ours."""
+        async with self._writers_lock:
+            if tp not in self._consumer.assignment():
+                return None
+            writer = self._writers.get(tp)
+            if writer is None:
+                writer = PartitionWriter(self._settings, tp)
+                await writer.start()
+                self._writers[tp] = writer
+            return writer
 
     async def close_writers(self) -> None:
         for writer in self._writers.values():
@@ -158,6 +169,11 @@ class PublishConsumer:
         for error in others:
             if not isinstance(error, Exception):
                 raise error  # cancellation and the like are not ours to swallow
+            log.error(
+                "Batch handed back after an unexpected error",
+                error=f"{type(error).__name__}: {error}",
+                exc_info=error,
+            )
         if others:
             # The batches went back to Kafka; give the broker a moment before trying again.
             await _sleep_or_stop(stop, 1.0)
@@ -165,7 +181,7 @@ class PublishConsumer:
     async def _process_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
-        writer = self._writers.get(tp)
+        writer = await self._writer_for(tp)
         if writer is None:
             return  # revoked while the batch was on its way: its next owner takes it
         now = datetime.now(UTC)

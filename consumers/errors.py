@@ -39,7 +39,7 @@ class PublishingPaused(Exception):
 
 
 def is_database_unavailable(error: BaseException) -> bool:
-    return isinstance(error, _UNAVAILABLE_ERRORS | DatabaseUnavailable)
+    return isinstance(error, (*_UNAVAILABLE_ERRORS, DatabaseUnavailable))
 
 
 def is_transient(error: BaseException) -> bool:

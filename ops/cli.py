@@ -16,6 +16,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Store publish pipeline: consumer, rates stream and on-call tools."""
+
+
 def load_settings() -> Settings:
     return Settings()
 
