@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import Annotated
 
 import typer
 
+from ops.control_cli import pause, resume, status
+from ops.dlq_cli import dlq_app
 from schemas.settings import Settings
 
 app = typer.Typer(
@@ -39,6 +43,56 @@ def migrate() -> None:
         typer.echo(f"topics: {len(created)} created {created}")
 
     asyncio.run(run())
+
+
+@app.command()
+def consume() -> None:
+    """Run the publish consumer until SIGTERM or SIGINT; then drain, commit and exit 0."""
+    from consumers.app import run_consumer
+    from ops.logs import configure_logging
+    from ops.signals import stop_on_signals
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        await run_consumer(settings, stop=stop_on_signals())
+
+    asyncio.run(run())
+
+
+@app.command()
+def emit(
+    source: Annotated[
+        str | None,
+        typer.Argument(help="A JSON-lines file of requests, or - for stdin."),
+    ] = None,
+    synthetic: Annotated[
+        int, typer.Option(help="Generate this many requests for stores in the database.")
+    ] = 0,
+    rate: Annotated[
+        float, typer.Option(help="Requests per second; 0 sends as fast as possible.")
+    ] = 0.0,
+) -> None:
+    """Send publish requests to the requests topic (signed when EVENT_SIGNING_SECRET is set)."""
+    from ops.emit import emit_lines, emit_synthetic
+
+    settings = load_settings()
+    if (source is None) == (synthetic == 0):
+        raise typer.BadParameter("give either a SOURCE file (or -) or --synthetic N")
+    if source is not None:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+        with stream:
+            sent = asyncio.run(emit_lines(settings, stream, rate=rate))
+    else:
+        sent = asyncio.run(emit_synthetic(settings, synthetic, rate=rate))
+    typer.echo(f"sent {sent} request(s) to {settings.topic_requests}")
+
+
+app.add_typer(dlq_app, name="dlq")
+app.command()(pause)
+app.command()(resume)
+app.command()(status)
 
 
 def main() -> None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -188,3 +193,54 @@ async def outcomes_by_request(
 ) -> dict[uuid.UUID | None, PublishOutcome]:
     records = await read_topic(settings, settings.topic_outcomes, expect=count, wait_s=wait_s)
     return {o.request_event_id: o for o in outcomes_of(records)}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read these same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_", "ALERT_"))}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        env[name.upper()] = str(value)
+    return env
+
+
+class ConsumerProcess:
+    """`store-publish consume` as a child process, its JSON log lines captured."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self._settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", "consume"],
+            env=settings_env(self._settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def terminate(self, timeout: float = 60) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def log_lines(self) -> list[dict[str, object]]:
+        lines = []
+        for raw in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                continue
+        return lines

@@ -1,0 +1,156 @@
+"""Idempotency: redelivery, replay of a final outcome, replay of a failed one, ten at once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from schemas.events import Reason, Status
+from schemas.settings import Settings
+from tests.support import (
+    encode,
+    outcomes_of,
+    read_topic,
+    request_body,
+    running_consumer,
+    seed_creator,
+    seed_steps,
+    send_requests,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def _count(database_url: str, sql: str, *args: object) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def test_a_replayed_request_gets_the_same_outcome_and_no_second_side_effect(
+    settings: Settings, database_url: str
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await seed_steps(conn)
+        creator = await seed_creator(conn)
+    finally:
+        await conn.close()
+    value = encode(request_body(creator))
+    async with running_consumer(settings):
+        await send_requests(settings, [value])
+        first = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=1))
+        await send_requests(settings, [value, value])
+        every = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=3))
+    assert len(every) == 3
+    assert {o.model_dump_json() for o in every} == {first[0].model_dump_json()}
+    assert first[0].status is Status.PUBLISHED
+    assert (
+        await _count(
+            database_url,
+            "SELECT count(*) FROM onboarding_events WHERE event_type = 'store.published'",
+        )
+        == 1
+    )
+
+
+async def test_ten_requests_for_one_store_sent_at_once_publish_it_once(
+    settings: Settings, database_url: str
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await seed_steps(conn)
+        creator = await seed_creator(conn)
+    finally:
+        await conn.close()
+    values = [encode(request_body(creator)) for _ in range(10)]
+    await asyncio.gather(*(send_requests(settings, [value]) for value in values))
+    async with running_consumer(settings):
+        outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=10))
+    statuses = sorted(o.status.value for o in outcomes)
+    assert statuses == ["already_published"] * 9 + ["published"]
+    assert len({o.published_at for o in outcomes}) == 1
+    assert (
+        await _count(
+            database_url,
+            "SELECT count(*) FROM onboarding_events WHERE event_type = 'store.published'",
+        )
+        == 1
+    )
+
+
+async def test_a_request_that_failed_is_processed_afresh_when_replayed(
+    settings: Settings, database_url: str, services: dict[str, str]
+) -> None:
+    """A row lock held past the retry budget fails the request; replayed later, it publishes."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await seed_steps(conn)
+        creator = await seed_creator(conn)
+    finally:
+        await conn.close()
+    from tests.conftest import isolated_settings
+
+    quick = isolated_settings(
+        services,
+        database_url,
+        topic_requests=settings.topic_requests,
+        topic_outcomes=settings.topic_outcomes,
+        topic_dlq=settings.topic_dlq,
+        consumer_group=settings.consumer_group,
+        db_lock_timeout_ms=200,
+    )
+    value = encode(request_body(creator))
+    locker = await asyncpg.connect(database_url)
+    try:
+        async with running_consumer(quick):
+            lock = locker.transaction()
+            await lock.start()
+            await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", creator.store_id)
+            await send_requests(quick, [value])
+            failed = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=1))
+            await lock.rollback()
+            await send_requests(quick, [value])
+            both = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=2))
+    finally:
+        await locker.close()
+    assert (failed[0].status, failed[0].reason) == (Status.FAILED, Reason.RETRIES_EXHAUSTED)
+    assert failed[0].attempts == quick.retry_max_attempts
+    later = [o for o in both if o.status is not Status.FAILED]
+    assert [o.status for o in later] == [Status.PUBLISHED]
+    assert later[0].event_id == failed[0].event_id
+    dead = await read_topic(quick, quick.topic_dlq, expect=1)
+    assert len(dead) == 1
+    assert dead[0].value == value
+
+
+async def test_a_forged_request_cannot_take_a_genuine_requests_outcome(
+    services: dict[str, str], database_url: str
+) -> None:
+    from ops.migrate import migrate_topics
+    from tests.conftest import isolated_settings
+
+    signed = isolated_settings(services, database_url, event_signing_secret="s3cret-for-tests")
+    await migrate_topics(signed)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await seed_steps(conn)
+        creator = await seed_creator(conn)
+    finally:
+        await conn.close()
+    body = request_body(creator)
+    value = encode(body)
+    # Same event id, forged first: it must neither publish nor poison the idempotency record.
+    await send_requests(signed, [value], headers=[("signature", b"sha256=" + b"0" * 64)])
+    await send_requests(signed, [value], secret="s3cret-for-tests")
+    async with running_consumer(signed):
+        outcomes = outcomes_of(await read_topic(signed, signed.topic_outcomes, expect=2))
+    by_status = {o.status: o for o in outcomes}
+    assert by_status[Status.REJECTED].reason is Reason.BAD_SIGNATURE
+    assert by_status[Status.PUBLISHED].request_event_id == uuid.UUID(str(body["event_id"]))
+    assert by_status[Status.REJECTED].event_id != by_status[Status.PUBLISHED].event_id
