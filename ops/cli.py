@@ -95,6 +95,12 @@ app.command()(resume)
 app.command()(status)
 
 
+app.add_typer(dlq_app, name="dlq")
+app.command()(pause)
+app.command()(resume)
+app.command()(status)
+
+
 def main() -> None:
     app()
 
