@@ -62,6 +62,14 @@ def consume() -> None:
 
 
 @app.command()
+def stream() -> None:
+    """Run the rates stream: window rates, p95 latency, alerts and the automatic pause."""
+    from streams.cli import stream_command
+
+    stream_command()
+
+
+@app.command()
 def emit(
     source: Annotated[
         str | None,
@@ -99,6 +107,43 @@ app.add_typer(dlq_app, name="dlq")
 app.command()(pause)
 app.command()(resume)
 app.command()(status)
+
+
+def _local_services_when_unconfigured() -> None:
+    """Start `ops/services` and use it when no broker or database is configured."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL"):
+        return
+    script = Path(__file__).resolve().parent / "services"
+    subprocess.run([str(script), "up"], check=True)
+    printed = subprocess.run([str(script), "env"], check=True, capture_output=True, text=True)
+    for line in printed.stdout.splitlines():
+        name, _, value = line.partition("=")
+        os.environ.setdefault(name, value)
+
+
+@app.command()
+def demo(
+    creators: Annotated[int, typer.Option(help="Creators to seed.")] = 2000,
+    requests: Annotated[int, typer.Option(help="Requests to send.")] = 3000,
+    rate: Annotated[float, typer.Option(help="Requests per second; 0 for no limit.")] = 0.0,
+) -> None:
+    """Seed creators, run the consumer and the rates stream, send requests, print the account."""
+    from rich.console import Console
+
+    from ops.demo import run_demo
+    from ops.logs import configure_logging
+
+    _local_services_when_unconfigured()
+    settings = load_settings()
+    configure_logging("ERROR")
+    balanced = asyncio.run(
+        run_demo(settings, creators=creators, requests=requests, rate=rate, console=Console())
+    )
+    raise typer.Exit(0 if balanced else 1)
 
 
 def main() -> None:

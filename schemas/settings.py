@@ -124,5 +124,18 @@ class Settings(BaseSettings):
             )
         return options
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as environment variables, for a child process to read back."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            env[name.upper()] = str(value)
+        return env
+
     def dsn(self) -> str:
         return self.database_url.get_secret_value()

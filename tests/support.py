@@ -197,16 +197,8 @@ async def outcomes_by_request(
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read these same settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_", "ALERT_"))}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        env[name.upper()] = str(value)
-    return env
+    inherited = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    return {**inherited, **settings.as_environment()}
 
 
 class ConsumerProcess:
