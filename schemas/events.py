@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
@@ -63,13 +63,21 @@ def outcome_event_id(request_key: str) -> uuid.UUID:
     return uuid.uuid5(OUTCOME_NAMESPACE, request_key)
 
 
+def _exact_int(value: object) -> object:
+    # A Literal matches by equality even in strict mode, so JSON `true` and `1.0` would pass
+    # as version 1; the contract's schema_version is an integer.
+    if type(value) is not int:
+        raise ValueError("schema_version must be the integer 1")
+    return value
+
+
 class PublishRequested(BaseModel):
     """A creator asks for their store to be published. Strict: unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     event_id: uuid.UUID
-    schema_version: Literal[1]
+    schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)]
     occurred_at: AwareDatetime
     correlation_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     user_id: uuid.UUID
