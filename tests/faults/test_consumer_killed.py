@@ -1,0 +1,51 @@
+"""The consumer killed with SIGKILL mid-run, three times, and restarted each time."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from ops.migrate import migrate_topics
+from tests.conftest import isolated_settings
+from tests.faults.accounting import account
+from tests.faults.workload import decided, seed_and_send, wait_for_progress
+from tests.support import ConsumerProcess
+
+pytestmark = pytest.mark.faults
+
+REQUESTS = 20_000
+
+
+@pytest.mark.timeout(600)
+async def test_sigkill_mid_batch_loses_nothing_and_publishes_nothing_twice(
+    services: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    settings = isolated_settings(services, database_url, topic_partitions=6)
+    await migrate_topics(settings)
+    sent = await seed_and_send(settings, database_url, creators=5_000, requests=REQUESTS)
+    rng = random.Random(11)
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
+    consumer.start()
+    kills = []
+    try:
+        # Killed past 20% progress, three times, at moments that differ from run to run of
+        # the batch loop: wherever the process happens to be when the progress is reached.
+        for fraction in (
+            0.2 + rng.random() * 0.1,
+            0.45 + rng.random() * 0.1,
+            0.7 + rng.random() * 0.1,
+        ):
+            reached = await wait_for_progress(database_url, int(sent * fraction))
+            consumer.kill()
+            kills.append(reached)
+            consumer.start()
+        await wait_for_progress(database_url, sent, wait_s=300)
+    finally:
+        assert consumer.terminate() == 0
+    books = await account(settings, database_url, sent=sent)
+    print()
+    print(books.table(f"consumer SIGKILLed at {kills} of {sent} decided requests"))
+    assert await decided(database_url) == sent
+    assert books.problems() == []

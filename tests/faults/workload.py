@@ -1,0 +1,72 @@
+"""A run of requests for fault tests: seeded creators, many requests, progress from the database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ops.emit import request_producer
+from ops.seed import seed_population
+from schemas.settings import Settings
+
+
+async def seed_and_send(
+    settings: Settings, database_url: str, *, creators: int, requests: int, seed: int = 7
+) -> int:
+    """Seed creators and send `requests` publish requests for their stores; returns the count.
+
+    Each store gets several requests, so "published once" is tested on every store that
+    publishes; a few percent refer to other users' stores to produce dead letters.
+    """
+    rng = random.Random(seed)
+    conn = await asyncpg.connect(database_url)
+    try:
+        population = await seed_population(
+            conn, creators, required_steps=settings.publish_required_steps, seed=seed
+        )
+    finally:
+        await conn.close()
+    people = population.creators
+    async with request_producer(settings) as producer:
+        for _ in range(requests):
+            owner = rng.choice(people)
+            user = owner.user_id if rng.random() > 0.03 else rng.choice(people).user_id
+            body = {
+                "event_id": str(uuid.uuid4()),
+                "schema_version": 1,
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "user_id": str(user),
+                "store_id": str(owner.store_id),
+                "confirm_publish": True,
+            }
+            await producer.send(
+                settings.topic_requests,
+                value=json.dumps(body).encode(),
+                key=str(owner.store_id).encode(),
+            )
+        await producer.flush()
+    return requests
+
+
+async def decided(database_url: str) -> int:
+    """Requests recorded as decided so far: the run's progress."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM publish_requests"))
+    finally:
+        await conn.close()
+
+
+async def wait_for_progress(database_url: str, at_least: int, wait_s: float = 300) -> int:
+    deadline = time.monotonic() + wait_s
+    while True:
+        done = await decided(database_url)
+        if done >= at_least or time.monotonic() > deadline:
+            return done
+        await asyncio.sleep(0.05)
