@@ -355,7 +355,16 @@ async def run_consumer(
         # min_size=0: the consumer starts, and waits, even while PostgreSQL is down.
         pool = await stack.enter_async_context(
             asyncpg.create_pool(
-                settings.dsn(), min_size=0, max_size=settings.db_pool_max_size, timeout=5
+                settings.dsn(),
+                min_size=0,
+                max_size=settings.db_pool_max_size,
+                timeout=5,
+                server_settings={
+                    "idle_in_transaction_session_timeout": str(
+                        settings.db_idle_in_transaction_timeout_ms
+                    ),
+                    "application_name": "store-publish-consumer",
+                },
             )
         )
         consumer = AIOKafkaConsumer(

@@ -132,6 +132,13 @@ class BatchHandler:
         await asyncio.sleep(backoff_seconds(self._settings, 1))
         results: list[Result] = []
         for item in items:
+            # The batch transaction was each request's first attempt; this is its retry.
+            log.warning(
+                "Retry attempt",
+                attempt=2,
+                correlationId=item.request.effective_correlation_id,
+                error="batch transaction failed",
+            )
             results.append(await self._decide_alone(item))
         return results
 

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # A row lock held longer than this fails the attempt (55P03) and counts as a retry.
     db_lock_timeout_ms: int = Field(default=2000, ge=1)
     db_statement_timeout_ms: int = Field(default=10000, ge=1)
+    # A consumer frozen inside a transaction (stalled, stopped) must not hold store locks
+    # until it wakes: PostgreSQL ends such a session well before the group hands its
+    # partitions to another consumer (session timeout 10 s).
+    db_idle_in_transaction_timeout_ms: int = Field(default=5000, ge=1)
 
     kafka_bootstrap_servers: str = LOCAL_KAFKA
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
