@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -232,7 +231,8 @@ def replay(
             what = "dry run: nothing sent" if dry_run else "nothing to replay"
             console.print(Text(f"{what} (recorded as replay #{done.id})"))
             return
-        _confirm(len(to_send), settings.topic_requests)
+        if not yes:
+            _confirm(len(to_send), settings.topic_requests)
         with _progress(Console(stderr=True), len(to_send)) as progress:
             task = progress.add_task("replaying", total=len(to_send))
             result = asyncio.run(
@@ -283,7 +283,7 @@ async def _record(
 def _confirm(count: int, topic: str) -> None:
     try:
         confirmed = typer.confirm(f"Replay {count} record(s) to {topic}?", default=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         raise fail(
             "no answer on stdin to the confirmation: nothing sent (pass --yes to replay "
             "without asking)",

@@ -1,0 +1,137 @@
+"""Helpers for the on-call tools' tests (no tests here): dead letters built by hand, the CLI.
+
+Dead letters are produced to the test's own dead-letter topic with the headers the
+consumer adds, so the filters and the replay are tested without depending on the consumer.
+The CLI runs as the real `store-publish` entry point in a subprocess, with the test's
+settings in its environment: the exit codes and stderr are exactly what an operator sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from schemas.dead_letter import DeadLetterHeaders
+from schemas.events import Reason
+from schemas.settings import Settings
+from tests.support import producer_for
+
+ENTRY_POINT = os.path.join(os.path.dirname(sys.executable), "store-publish")
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A dead letter to produce: the request as received, and why it failed."""
+
+    reason: Reason
+    store_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    correlation_id: str = field(default_factory=lambda: f"corr-{uuid.uuid4().hex[:8]}")
+    minutes_ago: float = 1.0
+    replay_count: int | None = None
+    original: tuple[tuple[str, bytes], ...] = (("traceparent", b"00-trace-01"),)
+    value: bytes | None = None
+    error: str = "boom"
+
+    def body(self) -> bytes:
+        if self.value is not None:
+            return self.value
+        return json.dumps(
+            {
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.correlation_id)),
+                "schema_version": 1,
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "correlation_id": self.correlation_id,
+                "user_id": str(uuid.uuid4()),
+                "store_id": self.store_id,
+                "confirm_publish": True,
+            }
+        ).encode()
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        headers = list(self.original)
+        if self.replay_count is not None:
+            headers.append(("replay.count", str(self.replay_count).encode()))
+        return (
+            headers
+            + DeadLetterHeaders(
+                reason=self.reason,
+                error=self.error,
+                source_topic="store.publish.requested",
+                source_partition=0,
+                source_offset=0,
+                attempts=3,
+                failed_at=datetime.now(UTC) - timedelta(minutes=self.minutes_ago),
+                correlation_id=self.correlation_id,
+            ).to_kafka()
+        )
+
+
+async def produce_dead_letters(settings: Settings, letters: list[Letter]) -> list[str]:
+    """Produce `letters` to the dead-letter topic; their PARTITION:OFFSET, in order."""
+    positions: list[str] = []
+    async with producer_for(settings) as producer:
+        for letter in letters:
+            sent = await producer.send_and_wait(
+                settings.topic_dlq,
+                value=letter.body(),
+                key=letter.store_id.encode(),
+                headers=letter.headers(),
+            )
+            positions.append(f"{sent.partition}:{sent.offset}")
+    return positions
+
+
+def cli_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("TOPIC_", "KAFKA_", "DATABASE_", "CONSUMER_", "DLQ_"))
+    }
+    environment.update(
+        DATABASE_URL=settings.dsn(),
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        TOPIC_REQUESTS=settings.topic_requests,
+        TOPIC_OUTCOMES=settings.topic_outcomes,
+        TOPIC_DLQ=settings.topic_dlq,
+        TOPIC_ALERTS=settings.topic_alerts,
+        CONSUMER_GROUP=settings.consumer_group,
+        DLQ_MAX_REPLAYS=str(settings.dlq_max_replays),
+        STORE_PUBLISH_OPERATOR="alice",
+        COLUMNS="200",
+    )
+    environment.update(extra)
+    return environment
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+async def cli(settings: Settings, *args: str, answer: bytes | None = None, **extra: str) -> Ran:
+    """Run `store-publish ARGS`; `answer` is its stdin (None: stdin is closed at once)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    process = await asyncio.create_subprocess_exec(
+        ENTRY_POINT,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_environment(settings, **extra),
+    )
+    out, err = await asyncio.wait_for(process.communicate(answer or b""), timeout=90)
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode(), loop.time() - started)
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
