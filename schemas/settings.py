@@ -19,8 +19,14 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 class Settings(BaseSettings):
     """Configuration from the environment (and an optional `.env` file)."""
 
+    # hide_input_in_errors: a model-level error (SASL without credentials) would otherwise
+    # print the whole input, secrets included, in the startup traceback.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
     )
 
     database_url: SecretStr = SecretStr(LOCAL_DATABASE_URL)
