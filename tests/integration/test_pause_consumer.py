@@ -1,0 +1,67 @@
+"""Pause with the real consumer: everything is held in Kafka, and resume processes all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import pytest
+
+from schemas.events import Status
+from schemas.settings import Settings
+from tests.integration.test_dlq_support import cli
+from tests.support import (
+    encode,
+    outcomes_of,
+    read_topic,
+    request_body,
+    running_consumer,
+    seed_creator,
+    seed_steps,
+    send_requests,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_pause_holds_every_request_and_resume_processes_all_of_them(
+    settings: Settings, database_url: str
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await seed_steps(conn)
+        creators = [await seed_creator(conn) for _ in range(5)]
+    finally:
+        await conn.close()
+
+    paused = await cli(settings, "pause", "--reason", "partial rollback drill")
+    assert paused.code == 0, paused.err
+    async with running_consumer(settings):
+        await send_requests(settings, [encode(request_body(c)) for c in creators])
+        await asyncio.sleep(3)  # many times the consumer's pause poll interval
+        held = await read_topic(settings, settings.topic_outcomes, expect=1, wait_s=1)
+        status = json.loads((await cli(settings, "status", "--json")).out)
+
+        resumed = await cli(settings, "resume")
+        assert resumed.code == 0, resumed.err
+        outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=5))
+        for _ in range(40):
+            drained = json.loads((await cli(settings, "status", "--json")).out)
+            if drained["total_lag"] == 0:
+                break
+            await asyncio.sleep(0.5)
+
+    assert held == []
+    assert status["paused"] is True
+    assert status["reason"] == "partial rollback drill"
+    assert status["total_lag"] == 5  # held in Kafka, not lost
+    assert [o.status for o in outcomes] == [Status.PUBLISHED] * 5
+    assert drained["paused"] is False
+    assert drained["total_lag"] == 0
+    conn = await asyncpg.connect(database_url)
+    try:
+        draft = await conn.fetchval("SELECT count(*) FROM stores WHERE status = 'draft'")
+    finally:
+        await conn.close()
+    assert draft == 0
