@@ -1,0 +1,296 @@
+"""The rates stream against the real broker and database: alerts fire and resolve on a
+scripted outcome sequence, tiny windows stay quiet, a restarted worker keeps its counts,
+aborted outcomes are not counted, and the rollback alert pauses publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry
+
+from ops.control import read_control
+from ops.migrate import migrate_topics
+from schemas.events import Alert, AlertState, PublishOutcome, Reason, Status
+from schemas.settings import Settings
+from streams.alerts import (
+    AUTO_ROLLBACK,
+    HIGH_ERROR_RATE,
+    HIGH_GATING_BLOCK_RATE,
+    HIGH_RETRY_RATE,
+    SLOW_RESPONSE,
+)
+from streams.app import run_stream
+from tests.conftest import isolated_settings
+
+pytestmark = pytest.mark.integration
+
+REASONS = {
+    Status.PUBLISHED: None,
+    Status.GATED: Reason.MISSING_STEPS,
+    Status.FAILED: Reason.RETRIES_EXHAUSTED,
+    Status.REJECTED: Reason.FORBIDDEN,
+}
+
+
+def outcome(status: Status, *, attempts: int = 1, latency_ms: float = 50.0) -> PublishOutcome:
+    request = uuid.uuid4()
+    return PublishOutcome(
+        event_id=uuid.uuid4(),
+        request_event_id=request,
+        correlation_id=str(request),
+        user_id=uuid.uuid4(),
+        store_id=uuid.uuid4(),
+        status=status,
+        reason=REASONS[status],
+        missing_steps=["payments"] if status is Status.GATED else [],
+        attempts=attempts,
+        processing_ms=1.0,
+        latency_ms=latency_ms,
+        processed_at=datetime.now(UTC),
+    )
+
+
+@asynccontextmanager
+async def producer_for(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+async def read_alerts(
+    settings: Settings, *, expect: int, wait_s: float
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The alerts topic from the beginning, until `expect` records or `wait_s` seconds."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_alerts,
+        **settings.kafka_client_options(),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + wait_s
+        while len(found) < expect and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found.extend(records)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def send_outcomes(
+    producer: AIOKafkaProducer, settings: Settings, *items: PublishOutcome
+) -> None:
+    for item in items:
+        await producer.send(
+            settings.topic_outcomes,
+            key=str(item.store_id).encode(),
+            value=item.model_dump_json().encode(),
+        )
+    await producer.flush()
+
+
+@asynccontextmanager
+async def running_stream(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> AsyncIterator[asyncio.Task[None]]:
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_stream(settings, stop=stop, started=started, registry=registry))
+    waiter = asyncio.create_task(started.wait())
+    done, _ = await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+
+
+async def wait_for_gauge(
+    registry: CollectorRegistry, name: str, expected: float, wait_s: float = 30.0
+) -> float | None:
+    deadline = time.monotonic() + wait_s
+    value = registry.get_sample_value(name)
+    while time.monotonic() < deadline:
+        value = registry.get_sample_value(name)
+        if value == expected:
+            return value
+        await asyncio.sleep(0.1)
+    return value
+
+
+def fast(services: dict[str, str], database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "alert_window_seconds": 3.0,
+        "alert_min_events": 10,
+        "alert_evaluate_interval_seconds": 0.2,
+        "alert_error_rate_for_seconds": 1.0,
+        "alert_slow_for_seconds": 1.0,
+        "alert_retry_rate_for_seconds": 1.0,
+        "alert_gating_rate_for_seconds": 1.0,
+        "alert_rollback_for_seconds": 1.0,
+    }
+    values.update(overrides)
+    return isolated_settings(services, database_url, **values)
+
+
+async def test_a_scripted_degradation_fires_every_alert_then_resolves_it(
+    services: dict[str, str], database_url: str
+) -> None:
+    settings = fast(services, database_url)
+    await migrate_topics(settings)
+    # Degraded: 30% failed, 60% gated, 40% retried, p95 15 s. Then healthy.
+    degraded = [
+        *(outcome(Status.FAILED, attempts=3, latency_ms=15_000.0) for _ in range(3)),
+        *(outcome(Status.GATED, latency_ms=15_000.0) for _ in range(6)),
+        outcome(Status.PUBLISHED, attempts=2, latency_ms=15_000.0),
+    ]
+    started_at = time.monotonic()
+    async with running_stream(settings), producer_for(settings) as producer:
+        started_at, degraded_from = time.monotonic(), datetime.now(UTC)
+        while time.monotonic() - started_at < 3.0:
+            await send_outcomes(
+                producer,
+                settings,
+                *(
+                    o.model_copy(
+                        update={"event_id": uuid.uuid4(), "processed_at": datetime.now(UTC)}
+                    )
+                    for o in degraded
+                ),
+            )
+            await asyncio.sleep(0.1)
+        healthy_from = datetime.now(UTC)
+        while time.monotonic() - started_at < 9.0:
+            await send_outcomes(producer, settings, *(outcome(Status.PUBLISHED) for _ in range(10)))
+            await asyncio.sleep(0.1)
+        records = await read_alerts(settings, expect=10, wait_s=20)
+    alerts = [Alert.model_validate_json(r.value or b"") for r in records]
+    assert all(r.key == a.alert.encode() for r, a in zip(records, alerts, strict=True))
+    alerts.sort(key=lambda a: a.evaluated_at)
+    healthy_at = (healthy_from - degraded_from).total_seconds()
+    print(f"\nalert timeline (degraded from +0.00s, healthy from +{healthy_at:.2f}s):")
+    for a in alerts:
+        at = (a.evaluated_at - degraded_from).total_seconds()
+        line = f"{a.alert:38} {a.state.value:8} value={a.value:.4g} threshold={a.threshold:g}"
+        print(f"  +{at:5.2f}s {line}")
+    by_rule: dict[str, list[Alert]] = {}
+    for a in alerts:
+        by_rule.setdefault(a.alert, []).append(a)
+    rules = {HIGH_ERROR_RATE, SLOW_RESPONSE, HIGH_RETRY_RATE, HIGH_GATING_BLOCK_RATE, AUTO_ROLLBACK}
+    assert set(by_rule) == rules
+    for name, episode in by_rule.items():
+        assert [a.state for a in episode] == [AlertState.FIRING, AlertState.RESOLVED], name
+        fired, resolved = episode
+        assert fired.value > fired.threshold, name
+        assert resolved.value <= resolved.threshold, name
+        assert fired.window_start < fired.window_end == fired.evaluated_at
+        # Not before the condition held for its duration; resolved only once traffic recovered.
+        assert (fired.evaluated_at - degraded_from).total_seconds() >= fired.for_seconds, name
+        assert fired.evaluated_at < healthy_from < resolved.evaluated_at, name
+    assert by_rule[SLOW_RESPONSE][0].value == pytest.approx(15_000.0, rel=0.02)
+    assert by_rule[HIGH_GATING_BLOCK_RATE][0].value == pytest.approx(0.6, abs=0.01)
+    assert by_rule[HIGH_ERROR_RATE][0].value == pytest.approx(0.3, abs=0.01)
+    assert by_rule[HIGH_RETRY_RATE][0].value == pytest.approx(0.4, abs=0.01)
+
+    pool = await asyncpg.create_pool(settings.dsn(), min_size=1, max_size=1)
+    try:
+        control = await read_control(pool)
+    finally:
+        await pool.close()
+    # Paused by the rollback alert, and still paused after it resolved: only a person resumes.
+    assert control.paused
+    assert control.changed_by == f"alert:{AUTO_ROLLBACK}"
+    assert control.reason is not None
+    assert control.reason.startswith(f"{AUTO_ROLLBACK}: failed/all")
+
+
+async def test_no_alert_on_a_window_with_too_few_outcomes(
+    services: dict[str, str], database_url: str
+) -> None:
+    settings = fast(services, database_url, alert_min_events=50)
+    await migrate_topics(settings)
+    registry = CollectorRegistry()
+    async with running_stream(settings, registry), producer_for(settings) as producer:
+        await send_outcomes(
+            producer,
+            settings,
+            *(outcome(Status.FAILED, attempts=3, latency_ms=60_000.0) for _ in range(20)),
+        )
+        assert await wait_for_gauge(registry, "store_publish_window_outcomes", 20) == 20
+        await asyncio.sleep(2.0)
+        records = await read_alerts(settings, expect=1, wait_s=1)
+    assert records == []
+    assert registry.get_sample_value("store_publish_alert_firing", {"alert": HIGH_ERROR_RATE}) == 0
+
+
+async def test_a_restarted_worker_resumes_with_its_counts(
+    services: dict[str, str], database_url: str
+) -> None:
+    settings = fast(services, database_url, alert_window_seconds=120.0, alert_min_events=1000)
+    await migrate_topics(settings)
+    async with producer_for(settings) as producer:
+        await send_outcomes(
+            producer,
+            settings,
+            *(outcome(Status.FAILED) for _ in range(10)),
+            *(outcome(Status.PUBLISHED) for _ in range(20)),
+        )
+        first = CollectorRegistry()
+        async with running_stream(settings, first):
+            assert await wait_for_gauge(first, "store_publish_window_outcomes", 30) == 30
+        await send_outcomes(producer, settings, *(outcome(Status.PUBLISHED) for _ in range(10)))
+    second = CollectorRegistry()
+    async with running_stream(settings, second):
+        assert await wait_for_gauge(second, "store_publish_window_outcomes", 40) == 40
+        await asyncio.sleep(1.0)
+        assert second.get_sample_value("store_publish_window_outcomes") == 40
+        # The first 30 came back from the changelog: this worker folded only the 10 new ones.
+        assert second.get_sample_value("store_publish_stream_outcomes_total") == 10
+        assert second.get_sample_value("store_publish_rate_error_ratio") == pytest.approx(0.25)
+
+
+async def test_outcomes_of_an_aborted_transaction_are_not_counted(
+    services: dict[str, str], database_url: str
+) -> None:
+    settings = fast(services, database_url, alert_window_seconds=120.0)
+    await migrate_topics(settings)
+    transactional = AIOKafkaProducer(
+        **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"
+    )
+    await transactional.start()
+    try:
+        async with transactional.transaction():
+            for item in (outcome(Status.FAILED) for _ in range(7)):
+                await transactional.send(
+                    settings.topic_outcomes, key=b"k", value=item.model_dump_json().encode()
+                )
+        await transactional.begin_transaction()
+        for item in (outcome(Status.FAILED) for _ in range(5)):
+            await transactional.send(
+                settings.topic_outcomes, key=b"k", value=item.model_dump_json().encode()
+            )
+        await transactional.abort_transaction()
+    finally:
+        await transactional.stop()
+    registry = CollectorRegistry()
+    async with running_stream(settings, registry):
+        assert await wait_for_gauge(registry, "store_publish_window_outcomes", 7) == 7
+        await asyncio.sleep(1.0)
+        assert registry.get_sample_value("store_publish_window_outcomes") == 7
