@@ -1,0 +1,23 @@
+# The pipeline's one image: `store-publish migrate | consume | stream | ...`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Only what the package needs: no virtualenv, caches or local broker data from the checkout.
+COPY pyproject.toml README.md ./
+COPY schemas ./schemas
+COPY consumers ./consumers
+COPY streams ./streams
+COPY ops ./ops
+RUN pip install . && rm -rf /app/build
+
+RUN useradd --system --uid 10001 --no-create-home app
+USER app
+
+ENTRYPOINT ["store-publish"]
+CMD ["consume"]
