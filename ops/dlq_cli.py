@@ -284,6 +284,7 @@ def _confirm(count: int, topic: str) -> None:
     try:
         confirmed = typer.confirm(f"Replay {count} record(s) to {topic}?", default=False)
     except typer.Abort:
+        typer.echo()  # end the prompt's line
         raise fail(
             "no answer on stdin to the confirmation: nothing sent (pass --yes to replay "
             "without asking)",
