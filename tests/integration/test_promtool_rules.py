@@ -60,7 +60,7 @@ def test_prometheus_and_the_stream_alert_on_the_same_rules() -> None:
         for rule in group["rules"]
         if "alert" in rule
     }
-    stream = {rule.name: rule for rule in rules_from_settings(Settings(_env_file=None))}  # type: ignore[call-arg]
+    stream = {rule.name: rule for rule in rules_from_settings(Settings(_env_file=None))}
     assert set(alerting) == set(stream)
     for name, rule in alerting.items():
         amount, unit = DURATION.match(rule["for"]).groups()  # type: ignore[union-attr]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,8 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 MIN_EVENTS = 20
 
 
-def settings(**overrides: object) -> Settings:
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+def settings(**overrides: Any) -> Settings:
+    return Settings(_env_file=None, **overrides)
 
 
 RULES = {rule.name: rule for rule in rules_from_settings(settings())}
