@@ -23,7 +23,12 @@ from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumers.batch import BatchHandler, Result
-from consumers.errors import DatabaseUnavailable, PublishingPaused, is_database_unavailable
+from consumers.errors import (
+    BatchHandedBack,
+    DatabaseUnavailable,
+    PublishingPaused,
+    is_database_unavailable,
+)
 from consumers.kafka_io import PartitionWriter
 from consumers.metrics import ConsumerMetrics
 from consumers.outcomes import InboundRecord, OutboundRecord
@@ -104,7 +109,7 @@ class PublishConsumer:
             writer = self._writers.get(tp)
             if writer is None:
                 writer = PartitionWriter(self._settings, tp)
-                await writer.start()
+                await asyncio.wait_for(writer.start(), timeout=120)
                 self._writers[tp] = writer
             return writer
 
@@ -169,6 +174,8 @@ class PublishConsumer:
         for error in others:
             if not isinstance(error, Exception):
                 raise error  # cancellation and the like are not ours to swallow
+            if isinstance(error, BatchHandedBack):
+                continue  # already logged where it happened
             log.error(
                 "Batch handed back after an unexpected error",
                 error=f"{type(error).__name__}: {error}",
@@ -208,8 +215,12 @@ class PublishConsumer:
                 error=f"{type(error).__name__}: {error}",
             )
             self._consumer.seek(tp, first_offset)
-            await writer.restart()
-            raise
+            # The next batch of this partition gets a fresh producer: its initialisation
+            # completes or aborts whatever this one left open.
+            self._writers.pop(tp, None)
+            with suppress(Exception):
+                await asyncio.wait_for(writer.stop(), timeout=30)
+            raise BatchHandedBack(str(error)) from error
         self._committed[tp] = records[-1].offset + 1
         self._observe(results)
 

@@ -34,6 +34,10 @@ class DatabaseUnavailable(Exception):
     """PostgreSQL did not answer: the batch is handed back and the consumer waits."""
 
 
+class BatchHandedBack(Exception):
+    """The batch's Kafka transaction failed; it was aborted and the batch goes back to Kafka."""
+
+
 class PublishingPaused(Exception):
     """The pause switch is on: the batch is handed back untouched."""
 

@@ -49,14 +49,6 @@ class PartitionWriter:
         if producer is not None:
             await producer.stop()
 
-    async def restart(self) -> None:
-        """After an ambiguous failure (a timeout on commit): a fresh producer, whose
-        initialisation completes or aborts whatever the old one left open."""
-        try:
-            await self.stop()
-        finally:
-            await self.start()
-
     async def commit(self, records: Sequence[OutboundRecord], next_offset: int) -> None:
         """Send the records and commit `next_offset` for the partition, all or nothing."""
         producer = self._producer

@@ -1,0 +1,80 @@
+"""A dead letter the broker refuses: the offset stays uncommitted and the record is tried again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import TopicPartition
+
+from ops.migrate import migrate_topics
+from schemas.events import Reason
+from schemas.settings import Settings
+from tests.conftest import isolated_settings
+from tests.support import (
+    encode,
+    outcomes_of,
+    read_topic,
+    request_body,
+    running_consumer,
+    send_requests,
+)
+
+pytestmark = pytest.mark.faults
+
+
+async def _set_max_message_bytes(settings: Settings, value: int) -> None:
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    settings.topic_dlq,
+                    configs={"max.message.bytes": str(value)},
+                )
+            ]
+        )
+    finally:
+        await admin.close()
+
+
+async def _committed(settings: Settings) -> int | None:
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.consumer_group)
+    finally:
+        await admin.close()
+    found = offsets.get(TopicPartition(settings.topic_requests, 0))
+    return found.offset if found is not None else None
+
+
+async def test_a_refused_dead_letter_keeps_its_offset_and_is_sent_once_it_can_be(
+    services: dict[str, str], database_url: str
+) -> None:
+    settings = isolated_settings(services, database_url, topic_partitions=1)
+    await migrate_topics(settings)
+    # Smaller than any dead letter, yet larger than a transaction marker: the broker must
+    # still be able to write the abort.
+    await _set_max_message_bytes(settings, 150)
+    values = [encode(request_body(user_id=uuid.uuid4(), store_id=uuid.uuid4())) for _ in range(3)]
+    await send_requests(settings, values, key=b"one")
+    async with running_consumer(settings):
+        await asyncio.sleep(4)
+        assert await _committed(settings) in (None, 0), "offset committed past a refused record"
+        assert await read_topic(settings, settings.topic_outcomes, expect=1, wait_s=1) == []
+        await _set_max_message_bytes(settings, 1024 * 1024)
+        outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=3))
+        dead = await read_topic(settings, settings.topic_dlq, expect=3)
+        for _ in range(50):
+            if await _committed(settings) == 3:
+                break
+            await asyncio.sleep(0.1)
+    assert [o.reason for o in outcomes] == [Reason.USER_NOT_FOUND] * 3
+    assert sorted(r.value for r in dead) == sorted(values)
+    assert await _committed(settings) == 3
