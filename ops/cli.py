@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -144,6 +145,53 @@ def demo(
         run_demo(settings, creators=creators, requests=requests, rate=rate, console=Console())
     )
     raise typer.Exit(0 if balanced else 1)
+
+
+@app.command()
+def bench(
+    requests: Annotated[int, typer.Option(help="Requests pre-loaded for throughput.")] = 200_000,
+    creators: Annotated[int, typer.Option(help="Creators to seed.")] = 50_000,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Also run the per-request baseline.")
+    ] = False,
+    rate: Annotated[float, typer.Option(help="Offered requests/s for latency.")] = 1000.0,
+    latency_seconds: Annotated[float, typer.Option(help="Seconds of latency load.")] = 60.0,
+    workers: Annotated[
+        int, typer.Option(help="With more than 1, also run that many consumers in one group.")
+    ] = 1,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures as JSON here.")
+    ] = None,
+    chart: Annotated[Path | None, typer.Option(help="PNG chart; default next to the JSON.")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the run's topics and databases.")] = False,
+) -> None:
+    """Throughput (passthrough, pipeline, baseline), latency at a fixed rate, CPU and lag."""
+    from ops.bench import BenchOptions, run_bench
+    from ops.bench_report import write_chart
+    from ops.logs import configure_logging
+
+    _local_services_when_unconfigured()
+    settings = load_settings()
+    configure_logging("ERROR")
+    options = BenchOptions(
+        requests=requests,
+        creators=creators,
+        baseline=baseline,
+        rate=rate,
+        latency_seconds=latency_seconds,
+        workers=workers,
+        keep=keep,
+    )
+    report = asyncio.run(run_bench(settings, options, say=typer.echo))
+    for line in report.summary():
+        typer.echo(line)
+    if json_path is not None:
+        report.write_json(json_path)
+        typer.echo(f"figures: {json_path}")
+    chart_path = chart or (json_path.with_suffix(".png") if json_path else None)
+    if chart_path is not None:
+        write_chart(report, chart_path)
+        typer.echo(f"chart: {chart_path}")
 
 
 def main() -> None:
