@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 from aiokafka.errors import KafkaError
 
@@ -13,13 +11,12 @@ _TRANSIENT_STATEMENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,  # 40P01
     asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout
     asyncpg.exceptions.QueryCanceledError,  # 57014: statement_timeout
-    asyncio.TimeoutError,
 )
 
 # The server cannot be reached or has gone away: not the request's fault, so the consumer
 # waits for the database instead of failing requests.
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, unreachable
+    OSError,  # refused, reset, unreachable; TimeoutError (a pool that cannot connect) too
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.InterfaceError,  # the connection was closed under us

@@ -101,6 +101,22 @@ class Settings(BaseSettings):
             return tuple(step.strip() for step in value.split(",") if step.strip())
         return value
 
+    @field_validator("publish_required_steps")
+    @classmethod
+    def _gating_is_never_off(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # An empty list would publish every confirmed request: a typo must not open the gate.
+        if not value:
+            raise ValueError("PUBLISH_REQUIRED_STEPS must name at least one step")
+        return value
+
+    @field_validator("event_signing_secret")
+    @classmethod
+    def _secret_is_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        # Set but empty would silently turn authentication off: refuse it; unset is explicit.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("EVENT_SIGNING_SECRET is set but empty; unset it or give a secret")
+        return value
+
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (

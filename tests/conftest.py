@@ -67,7 +67,7 @@ def services() -> Iterator[dict[str, str]]:
         from testcontainers.kafka import KafkaContainer
         from testcontainers.postgres import PostgresContainer
 
-        kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
+        kafka = KafkaContainer("apache/kafka:4.4.0").with_kraft()
         postgres = PostgresContainer("postgres:15", driver=None)
         kafka.start()
         postgres.start()

@@ -237,3 +237,21 @@ def test_as_environment_round_trips_through_a_child_process_environment(
     for name, value in original.as_environment().items():
         monkeypatch.setenv(name, value)
     assert load() == original
+
+
+@pytest.mark.parametrize("raw", ["", ",", " , "])
+def test_an_empty_required_step_list_is_refused_so_gating_is_never_off(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("PUBLISH_REQUIRED_STEPS", raw)
+    with pytest.raises(ValidationError, match="at least one step"):
+        load()
+
+
+@pytest.mark.parametrize("raw", ["", "   "])
+def test_a_signing_secret_set_but_empty_is_refused_so_authentication_is_never_off(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("EVENT_SIGNING_SECRET", raw)
+    with pytest.raises(ValidationError, match="set but empty"):
+        load()

@@ -1,0 +1,100 @@
+"""PostgreSQL stopped for 30 s, and the broker stopped and started, in the middle of a run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ops.migrate import migrate_topics
+from tests.conftest import isolated_settings
+from tests.faults.accounting import account
+from tests.faults.conftest import OwnServices
+from tests.faults.workload import seed_and_send, wait_for_progress
+from tests.support import ConsumerProcess
+
+pytestmark = pytest.mark.faults
+
+REQUESTS = 10_000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _health(port: int) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.timeout(600)
+async def test_postgres_down_for_30_seconds_dead_letters_nothing_and_loses_nothing(
+    own_services: OwnServices,
+    own_addresses: dict[str, str],
+    own_database_url: str,
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    settings = isolated_settings(own_addresses, own_database_url, consumer_http_port=port)
+    await migrate_topics(settings)
+    sent = await seed_and_send(settings, own_database_url, creators=3_000, requests=REQUESTS)
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
+    consumer.start()
+    try:
+        await wait_for_progress(own_database_url, sent // 4)
+        await asyncio.to_thread(own_services.run, "pg-stop")
+        await asyncio.sleep(5)
+        during = await asyncio.to_thread(_health, port)
+        await asyncio.sleep(25)
+        await asyncio.to_thread(own_services.run, "pg-start")
+        await wait_for_progress(own_database_url, sent, wait_s=300)
+        after = await asyncio.to_thread(_health, port)
+    finally:
+        assert consumer.terminate() == 0
+    books = await account(settings, own_database_url, sent=sent)
+    print()
+    print(books.table(f"PostgreSQL stopped for 30 s after {sent // 4} of {sent} requests"))
+    print(f"/health during the outage: {during}")
+    assert during[0] == 503
+    assert during[1]["database"] == "unavailable"
+    assert after[0] == 200
+    assert books.problems() == []  # includes: no failed outcome, so nothing dead-lettered as failed
+    messages = {line.get("message") for line in consumer.log_lines()}
+    assert "Database unavailable, requests wait in Kafka" in messages
+    assert "Database available again" in messages
+
+
+@pytest.mark.timeout(600)
+async def test_broker_stopped_and_started_mid_run_loses_nothing_and_doubles_nothing(
+    own_services: OwnServices,
+    own_addresses: dict[str, str],
+    own_database_url: str,
+    tmp_path: Path,
+) -> None:
+    settings = isolated_settings(own_addresses, own_database_url)
+    await migrate_topics(settings)
+    sent = await seed_and_send(settings, own_database_url, creators=3_000, requests=REQUESTS)
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
+    consumer.start()
+    try:
+        reached = await wait_for_progress(own_database_url, sent // 3)
+        await asyncio.to_thread(own_services.run, "kafka-stop")
+        await asyncio.sleep(10)
+        await asyncio.to_thread(own_services.run, "kafka-start")
+        await wait_for_progress(own_database_url, sent, wait_s=400)
+    finally:
+        assert consumer.terminate(timeout=120) == 0
+    books = await account(settings, own_database_url, sent=sent)
+    print()
+    print(books.table(f"broker stopped for 10 s after {reached} of {sent} requests"))
+    assert books.problems() == []
