@@ -9,6 +9,8 @@ transaction, then observe. A paused switch or an unreachable database hands the 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
@@ -22,10 +24,12 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from consumers import repository as repo
 from consumers.batch import BatchHandler, Result
 from consumers.errors import (
     BatchHandedBack,
     DatabaseUnavailable,
+    PartitionLost,
     PublishingPaused,
     is_database_unavailable,
 )
@@ -78,8 +82,12 @@ class PublishConsumer:
         self.processed = 0
         self._next_control_read = 0.0
         self._next_lag_update = 0.0
-        # The next offset to process per partition, as last committed by this consumer.
+        # The next offset to process per partition: read at assignment, then as committed.
         self._committed: dict[TopicPartition, int] = {}
+        # Partitions whose assignment callback has run: only their batches are processed.
+        self._assigned: set[TopicPartition] = set()
+        self._claims: dict[TopicPartition, repo.PartitionClaim] = {}
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
         metrics.database_available.set(1)
         metrics.paused.set(0)
 
@@ -88,17 +96,57 @@ class PublishConsumer:
     async def on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         async with self._in_flight:
             for tp in revoked:
+                self._forget(tp)
                 writer = self._writers.pop(tp, None)
                 if writer is not None:
                     await writer.stop()
         log.info("Partitions revoked", partitions=[tp.partition for tp in revoked])
 
     async def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        for tp in assigned:
-            await self._writer_for(tp)
+        async with self._in_flight:
+            # First the database claim: from here on a zombie's batch transaction fails.
+            for tp in assigned:
+                self._claims[tp] = await self._claim(tp)
+            for tp in assigned:
+                # Initialising the partition's transactional producer waits until the previous
+                # owner's transaction, with its offset commit, is complete ...
+                await self._writer_for(tp)
+            for tp in assigned:
+                # ... so the committed offset read now is stable. aiokafka has no KIP-447
+                # require_stable fetch: one read before that point could be stale, and the
+                # batch it led to would be sent a second time.
+                committed = await self._consumer.committed(tp)
+                if committed is None:
+                    self._committed.pop(tp, None)
+                else:
+                    self._committed[tp] = committed
+                    self._consumer.seek(tp, committed)
+            self._assigned.update(assigned)
         if self.paused or self.database_down_since is not None:
             self._consumer.pause(*assigned)
         log.info("Partitions assigned", partitions=[tp.partition for tp in assigned])
+
+    def _forget(self, tp: TopicPartition) -> None:
+        self._assigned.discard(tp)
+        self._committed.pop(tp, None)
+        self._claims.pop(tp, None)
+
+    async def _claim(self, tp: TopicPartition) -> repo.PartitionClaim:
+        """Claim the partition in the database; a rebalance cannot finish without it, so
+        an unreachable database is waited for here."""
+        delay = 0.1
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    return await repo.claim_partition(
+                        conn, self._settings.consumer_group, tp.topic, tp.partition, self._owner
+                    )
+            except Exception as error:
+                if not is_database_unavailable(error):
+                    raise
+                log.warning("Waiting for the database to claim a partition", partition=tp.partition)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.db_outage_max_backoff_ms / 1000)
 
     async def _writer_for(self, tp: TopicPartition) -> PartitionWriter | None:
         """The partition's writer, started on first use: fetching can begin before the
@@ -188,24 +236,41 @@ class PublishConsumer:
     async def _process_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
-        writer = await self._writer_for(tp)
-        if writer is None:
-            return  # revoked while the batch was on its way: its next owner takes it
+        expected = self._committed.get(tp)
+        claim = self._claims.get(tp)
+        if (
+            claim is None
+            or tp not in self._assigned
+            or (expected is not None and records[0].offset != expected)
+        ):
+            # Fetched before the assignment settled, or from a stale position: the callback
+            # has sought (or will seek) the partition to its committed offset.
+            if expected is not None:
+                self._consumer.seek(tp, expected)
+            return
         now = datetime.now(UTC)
         first_offset = records[0].offset
         self._metrics.batch_size.observe(len(records))
         try:
-            results = await self._handler.handle([inbound(r, now) for r in records])
+            results = await self._handler.handle([inbound(r, now) for r in records], claim)
+        except PartitionLost:
+            log.warning("Partition claimed by another consumer", partition=tp.partition)
+            await self._drop(tp)
+            return
         except BaseException:
             self._consumer.seek(tp, first_offset)
             raise
+        # Only now, with the claim proven in the batch transaction, may a fresh producer be
+        # initialised: a zombie that did so would fence the partition's rightful owner.
+        writer = await self._writer_for(tp)
+        if writer is None:
+            return  # revoked while the batch was on its way: its next owner takes it
         try:
             await writer.commit(_outbound(self._settings, results), records[-1].offset + 1)
         except ProducerFenced:
             # Another consumer owns the partition now; it will redo the batch idempotently.
             log.warning("Producer fenced, partition taken over", partition=tp.partition)
-            self._writers.pop(tp, None)
-            await writer.stop()
+            await self._drop(tp)
             return
         except BaseException as error:
             log.warning(
@@ -223,6 +288,14 @@ class PublishConsumer:
             raise BatchHandedBack(str(error)) from error
         self._committed[tp] = records[-1].offset + 1
         self._observe(results)
+
+    async def _drop(self, tp: TopicPartition) -> None:
+        """Stop writing for a partition taken over, until the group assigns it again."""
+        self._forget(tp)
+        writer = self._writers.pop(tp, None)
+        if writer is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(writer.stop(), timeout=30)
 
     def _observe(self, results: list[Result]) -> None:
         metrics = self._metrics

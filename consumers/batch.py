@@ -18,7 +18,12 @@ from tenacity import RetryCallState
 
 from consumers import repository as repo
 from consumers.decision import Decision, SameAs, Snapshot, Verdict, decide_batch
-from consumers.errors import DatabaseUnavailable, PublishingPaused, is_database_unavailable
+from consumers.errors import (
+    DatabaseUnavailable,
+    PartitionLost,
+    PublishingPaused,
+    is_database_unavailable,
+)
 from consumers.outcomes import (
     InboundRecord,
     OutboundRecord,
@@ -67,9 +72,11 @@ class BatchHandler:
         secret = settings.event_signing_secret
         self._secret = secret.get_secret_value().encode("utf-8") if secret else None
 
-    async def handle(self, records: Sequence[InboundRecord]) -> list[Result]:
-        """Every record gets exactly one Result, in order. Raises PublishingPaused or
-        DatabaseUnavailable when the batch must be handed back untouched."""
+    async def handle(
+        self, records: Sequence[InboundRecord], claim: repo.PartitionClaim
+    ) -> list[Result]:
+        """Every record gets exactly one Result, in order. Raises PublishingPaused,
+        DatabaseUnavailable or PartitionLost when the batch must be handed back untouched."""
         results: dict[int, Result] = {}
         authenticated: list[_Authenticated] = []
         for index, record in enumerate(records):
@@ -84,7 +91,7 @@ class BatchHandler:
             else:
                 authenticated.append(_Authenticated(record, screened))
         positions = [i for i in range(len(records)) if i not in results]
-        for index, result in zip(positions, await self._decide(authenticated), strict=True):
+        for index, result in zip(positions, await self._decide(authenticated, claim), strict=True):
             results[index] = result
         return [results[i] for i in range(len(records))]
 
@@ -115,12 +122,14 @@ class BatchHandler:
             )
         return Result(record, outcome, outcome.model_dump_json(), letter)
 
-    async def _decide(self, items: list[_Authenticated]) -> list[Result]:
+    async def _decide(
+        self, items: list[_Authenticated], claim: repo.PartitionClaim
+    ) -> list[Result]:
         if not items:
             return []
         try:
-            return await self._transaction_with_connection_retries(items)
-        except (PublishingPaused, DatabaseUnavailable):
+            return await self._transaction_with_connection_retries(items, claim)
+        except (PublishingPaused, DatabaseUnavailable, PartitionLost):
             raise
         except Exception as error:
             # Whatever broke the batch, find the request it belongs to by trying each alone.
@@ -139,17 +148,17 @@ class BatchHandler:
                 correlationId=item.request.effective_correlation_id,
                 error="batch transaction failed",
             )
-            results.append(await self._decide_alone(item))
+            results.append(await self._decide_alone(item, claim))
         return results
 
     async def _transaction_with_connection_retries(
-        self, items: list[_Authenticated]
+        self, items: list[_Authenticated], claim: repo.PartitionClaim
     ) -> list[Result]:
         """The whole batch in one transaction; a lost connection is retried as the contract says,
         and after the last attempt the batch goes back and the consumer waits for the database."""
         for attempt in range(1, self._settings.retry_max_attempts + 1):
             try:
-                return await self._transaction(items, attempts=1, phase=_Phase())
+                return await self._transaction(items, claim, attempts=1, phase=_Phase())
             except Exception as error:
                 if not is_database_unavailable(error):
                     raise
@@ -165,7 +174,7 @@ class BatchHandler:
                 await asyncio.sleep(backoff_seconds(self._settings, attempt))
         raise AssertionError("unreachable")
 
-    async def _decide_alone(self, item: _Authenticated) -> Result:
+    async def _decide_alone(self, item: _Authenticated, claim: repo.PartitionClaim) -> Result:
         correlation_id = item.request.effective_correlation_id
         attempts = 1  # the batch transaction was this request's first attempt
         phase = _Phase()
@@ -187,8 +196,8 @@ class BatchHandler:
                 with try_:
                     made += 1
                     phase = _Phase()
-                    return (await self._transaction([item], attempts=made, phase=phase))[0]
-        except (PublishingPaused, DatabaseUnavailable):
+                    return (await self._transaction([item], claim, attempts=made, phase=phase))[0]
+        except (PublishingPaused, DatabaseUnavailable, PartitionLost):
             raise
         except Exception as error:
             if is_database_unavailable(error):
@@ -220,7 +229,12 @@ class BatchHandler:
         return self._result(item.record, outcome, error)
 
     async def _transaction(
-        self, items: list[_Authenticated], *, attempts: int, phase: _Phase
+        self,
+        items: list[_Authenticated],
+        claim: repo.PartitionClaim,
+        *,
+        attempts: int,
+        phase: _Phase,
     ) -> list[Result]:
         settings = self._settings
         requests = [item.request for item in items]
@@ -230,6 +244,8 @@ class BatchHandler:
                 f"SET LOCAL statement_timeout = {int(settings.db_statement_timeout_ms)}"
             )
             phase.current = "control"
+            if not await repo.holds_claim(conn, claim):
+                raise PartitionLost(f"{claim.topic}:{claim.partition}")
             if await repo.lock_control_paused(conn):
                 raise PublishingPaused
             phase.current = "load"
@@ -267,6 +283,9 @@ class BatchHandler:
             else:
                 outcome_json = decision.outcome_json
             outcome = PublishOutcome.model_validate_json(outcome_json)
+            # The record keeps JSON in jsonb, which reorders keys: the model gives back the
+            # bytes that were sent the first time.
+            outcome_json = outcome.model_dump_json()
             error = f"{outcome.reason.value} (repeated outcome)" if outcome.reason else ""
             again = self._result(item.record, outcome, error)
             results.append(Result(item.record, outcome, outcome_json, again.dead_letter, True))

@@ -35,6 +35,10 @@ class BatchHandedBack(Exception):
     """The batch's Kafka transaction failed; it was aborted and the batch goes back to Kafka."""
 
 
+class PartitionLost(Exception):
+    """Another consumer claimed the partition: this one must not write for it any more."""
+
+
 class PublishingPaused(Exception):
     """The pause switch is on: the batch is handed back untouched."""
 

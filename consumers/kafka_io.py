@@ -63,7 +63,9 @@ class PartitionWriter:
             ]
             # Every send acknowledged before the offsets join the transaction: a refused
             # dead letter aborts the batch rather than being dropped.
-            await asyncio.gather(*acks)
+            for failure in await asyncio.gather(*acks, return_exceptions=True):
+                if isinstance(failure, BaseException):
+                    raise failure
             await producer.send_offsets_to_transaction(
                 {self.tp: next_offset}, self._settings.consumer_group
             )

@@ -27,6 +27,47 @@ async def lock_control_paused(conn: Conn) -> bool:
     return bool(paused)
 
 
+@dataclass(frozen=True)
+class PartitionClaim:
+    """This consumer's right to write for one input partition, until someone claims it next."""
+
+    consumer_group: str
+    topic: str
+    partition: int
+    epoch: int
+
+
+async def claim_partition(
+    conn: Conn, consumer_group: str, topic: str, partition: int, owner: str
+) -> PartitionClaim:
+    """Raise the partition's epoch; waits for the batches of the previous owner in flight."""
+    epoch = await conn.fetchval(
+        """INSERT INTO partition_owners (consumer_group, topic, partition, owner)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+              SET epoch = partition_owners.epoch + 1, owner = EXCLUDED.owner,
+                  claimed_at = now()
+        RETURNING epoch""",
+        consumer_group,
+        topic,
+        partition,
+        owner,
+    )
+    return PartitionClaim(consumer_group, topic, partition, int(epoch))
+
+
+async def holds_claim(conn: Conn, claim: PartitionClaim) -> bool:
+    """True while `claim` is the partition's current one; held (FOR SHARE) until commit."""
+    epoch = await conn.fetchval(
+        """SELECT epoch FROM partition_owners
+            WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR SHARE""",
+        claim.consumer_group,
+        claim.topic,
+        claim.partition,
+    )
+    return bool(epoch == claim.epoch)
+
+
 async def lock_stores(conn: Conn, store_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoreState]:
     """The batch's stores, locked in id order so two batches never deadlock on them."""
     rows = await conn.fetch(

@@ -17,12 +17,19 @@ from schemas.settings import Settings
 
 
 async def seed_and_send(
-    settings: Settings, database_url: str, *, creators: int, requests: int, seed: int = 7
+    settings: Settings,
+    database_url: str,
+    *,
+    creators: int,
+    requests: int,
+    seed: int = 7,
+    rate: float | None = None,
 ) -> int:
     """Seed creators and send `requests` publish requests for their stores; returns the count.
 
-    Each store gets several requests, so "published once" is tested on every store that
-    publishes; a few percent refer to other users' stores to produce dead letters.
+    At most `rate` per second when given. Each store gets several requests, so "published
+    once" is tested on every store that publishes; a few percent refer to other users'
+    stores to produce dead letters.
     """
     rng = random.Random(seed)
     conn = await asyncpg.connect(database_url)
@@ -33,8 +40,13 @@ async def seed_and_send(
     finally:
         await conn.close()
     people = population.creators
+    started = time.monotonic()
     async with request_producer(settings) as producer:
-        for _ in range(requests):
+        for index in range(requests):
+            if rate is not None and index % 100 == 0:
+                ahead = index / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
             owner = rng.choice(people)
             user = owner.user_id if rng.random() > 0.03 else rng.choice(people).user_id
             body = {

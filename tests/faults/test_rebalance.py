@@ -1,0 +1,71 @@
+"""A second consumer joins and leaves mid-run; one consumer stalls past its session."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from ops.migrate import migrate_topics
+from tests.conftest import isolated_settings
+from tests.faults.accounting import account
+from tests.faults.workload import seed_and_send, wait_for_progress
+from tests.support import ConsumerProcess
+
+pytestmark = pytest.mark.faults
+
+REQUESTS = 20_000
+
+
+@pytest.mark.timeout(600)
+async def test_joining_leaving_and_a_stalled_zombie_publish_nothing_twice(
+    services: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    settings = isolated_settings(services, database_url, topic_partitions=6)
+    await migrate_topics(settings)
+    # Sent over about ten seconds, so the group has time to share the partitions.
+    sending = asyncio.create_task(
+        seed_and_send(settings, database_url, creators=5_000, requests=REQUESTS, rate=2_000)
+    )
+    sent = REQUESTS
+    first = ConsumerProcess(settings, tmp_path / "first.log")
+    second = ConsumerProcess(settings, tmp_path / "second.log")
+    first.start()
+    moments: list[str] = []
+    try:
+        moments.append(f"second joins at {await wait_for_progress(database_url, sent // 7)}")
+        second.start()
+        # A log file has no event to wait on: poll it.
+        while "Partitions assigned" not in {line.get("message") for line in second.log_lines()}:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        reached = await wait_for_progress(database_url, sent * 2 // 7)
+        moments.append(f"shared from before {reached}")
+        # Frozen past the group's session timeout: the group gives its partitions to the
+        # other consumer; when it wakes, anything it still tries to write is stale.
+        assert first.process is not None
+        first.process.send_signal(signal.SIGSTOP)
+        moments.append(f"first frozen at {reached}")
+        await asyncio.sleep(16)
+        first.process.send_signal(signal.SIGCONT)
+        moments.append("first woken after 16 s")
+        reached = await wait_for_progress(database_url, sent * 5 // 7)
+        assert second.terminate() == 0
+        moments.append(f"second leaves at {reached}")
+        await sending
+        await wait_for_progress(database_url, sent, wait_s=300)
+    finally:
+        sending.cancel()
+        assert first.terminate(timeout=120) == 0
+        if second.process is not None and second.process.poll() is None:
+            second.kill()
+    books = await account(settings, database_url, sent=sent)
+    print()
+    print(books.table("; ".join(moments)))
+    assert books.problems() == []
+    fenced_or_revoked = {line.get("message") for line in first.log_lines() + second.log_lines()} & {
+        "Partitions revoked",
+        "Producer fenced, partition taken over",
+    }
+    assert "Partitions revoked" in fenced_or_revoked
