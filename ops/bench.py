@@ -24,6 +24,7 @@ import asyncio
 import os
 import random
 import secrets
+import shutil
 import socket
 import tempfile
 import time
@@ -64,6 +65,7 @@ from ops.bench_probe import (
     postmaster_pid,
     wait_until,
 )
+from ops.bench_profile import Recording, py_spy, summarize
 from ops.bench_report import LatencyFigures, PhaseFigures, Report
 from ops.control import set_paused
 from ops.seed import Population
@@ -77,12 +79,14 @@ class BenchOptions:
     requests: int = 200_000
     creators: int = 50_000
     baseline: bool = False
-    baseline_requests: int = 20_000
+    baseline_requests: int = 10_000
     rate: float = 1000.0
     latency_seconds: float = 60.0
     warmup_seconds: float = 2.0
     workers: int = 1
     keep: bool = False
+    # py-spy on the consumer and stream processes of each phase, raw stacks written here.
+    profile_dir: Path | None = None
 
 
 @dataclass
@@ -231,6 +235,7 @@ async def run_consumer_phase(
     follower = OutcomeFollower(settings)
     sampler = LagSampler(settings, follower, settings.stream_http_port)
     tasks: list[asyncio.Task[None]] = []
+    recordings: list[Recording] = []
 
     def alive() -> None:
         for child in children:
@@ -245,6 +250,7 @@ async def run_consumer_phase(
         await wait_until(lambda: stream.logged("Rates stream started"), 120.0, "the stream")
         await wait_until(all_assigned, 120, f"{workers} consumer(s) holding every partition")
         tasks = [asyncio.create_task(follower.run(stop)), asyncio.create_task(sampler.run(stop))]
+        recordings = _start_profiles(run, phase, children)
         sources = run.cpu_sources(children)
         before = cpu_snapshot(sources)
         await set_paused(pool, paused=False, reason=None, changed_by="bench")
@@ -252,16 +258,23 @@ async def run_consumer_phase(
             tasks.append(asyncio.create_task(feed(settings)))
         await follower.wait_for(expect, within_s=max(300.0, expect / 100), alive=alive)
         after = cpu_snapshot(sources)
+        for recording in recordings:
+            recording.stop()
         drain_began = time.monotonic()
         # Let the stream count the last outcomes, so its lag is seen to come back down.
         await _stream_caught_up(sampler, within_s=30)
         drained_s = time.monotonic() - drain_began
     finally:
+        for recording in recordings:
+            recording.stop()
         await pool.close()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         for child in children:
             child.stop()
+    for recording in recordings:
+        for line in summarize(recording.output).lines(recording.output.stem):
+            run.say(line)
     used = cpu_used(before, after)
     if workers > 1:
         used["consumer"] = round(sum(used.get(c.name) or 0.0 for c in consumers), 2)
@@ -280,6 +293,17 @@ async def run_consumer_phase(
         ),
         follower,
     )
+
+
+def _start_profiles(run: Run, phase: str, children: Sequence[Child]) -> list[Recording]:
+    folder = run.options.profile_dir
+    executable = py_spy()
+    if folder is None:
+        return []
+    if executable is None:
+        raise RuntimeError("--profile needs py-spy: pip install py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Recording(executable, c.process.pid, folder / f"{c.name}.txt") for c in children]
 
 
 def _role(name: str, phase: str) -> str:
@@ -397,9 +421,16 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             report.baseline = await _baseline(run, requests)
             say(report.baseline.line())
 
-        say(f"latency: {options.rate:,.0f} requests/s for {options.latency_seconds:g} s")
-        report.latency, report.latency_phase = await run_latency(run, rng)
-        say(report.latency.line())
+        if options.latency_seconds > 0:
+            say(f"latency: {options.rate:,.0f} requests/s for {options.latency_seconds:g} s")
+            report.latency, report.latency_phase = await run_latency(run, rng)
+            say(report.latency.line())
+    except BaseException:
+        say(f"bench failed; the processes' logs are in {run.workdir}")
+        raise
+    else:
+        if not options.keep:
+            shutil.rmtree(run.workdir, ignore_errors=True)
     finally:
         if not options.keep:
             await delete_topics_with_prefix(base, run.prefix)

@@ -67,10 +67,10 @@ async def postmaster_pid(dsn: str) -> int | None:
     """PostgreSQL's postmaster: the parent of this connection's backend, when it is local."""
     conn = await asyncpg.connect(dsn)
     try:
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        # Read while the backend lives: it exits with the connection.
+        fields = _stat(int(await conn.fetchval("SELECT pg_backend_pid()")))
     finally:
         await conn.close()
-    fields = _stat(int(backend))
     return int(fields[1]) if fields is not None else None
 
 
@@ -97,6 +97,7 @@ class Child:
     def __init__(self, name: str, command: str, settings: Settings, workdir: Path) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
+        self._scanned = 0
         inherited = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -134,9 +135,21 @@ class Child:
         return any(line.get("message") == message for line in self.log_lines())
 
     def check_alive(self) -> None:
+        """Raise when the process has exited, or has logged an error since the last check."""
         code = self.process.poll()
         if code is not None:
             raise RuntimeError(f"{self.name} exited with {code}; its log: {self.log_path}")
+        with self.log_path.open("rb") as log:
+            log.seek(self._scanned)
+            fresh = log.read()
+        complete = fresh[: fresh.rfind(b"\n") + 1]
+        self._scanned += len(complete)
+        for raw in complete.splitlines():
+            # A substring test first: the log holds a line per gated request.
+            if b'"level": "error"' in raw:
+                raise RuntimeError(
+                    f"{self.name} logged an error ({self.log_path}): {raw[:500].decode()}"
+                )
 
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
@@ -207,10 +220,14 @@ class OutcomeFollower:
 
     async def wait_for(self, count: int, within_s: float, alive: Callable[[], None]) -> None:
         deadline = time.monotonic() + within_s
+        next_check = 0.0
         while self.count < count:
-            alive()
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"{self.count} of {count} outcomes after {within_s:.0f} s")
+            if now >= next_check:
+                alive()
+                next_check = now + 1.0
             await asyncio.sleep(0.05)
 
 

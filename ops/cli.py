@@ -164,6 +164,9 @@ def bench(
     ] = None,
     chart: Annotated[Path | None, typer.Option(help="PNG chart; default next to the JSON.")] = None,
     keep: Annotated[bool, typer.Option(help="Keep the run's topics and databases.")] = False,
+    profile: Annotated[
+        Path | None, typer.Option(help="Record py-spy profiles of the consumer and stream here.")
+    ] = None,
 ) -> None:
     """Throughput (passthrough, pipeline, baseline), latency at a fixed rate, CPU and lag."""
     from ops.bench import BenchOptions, run_bench
@@ -181,6 +184,7 @@ def bench(
         latency_seconds=latency_seconds,
         workers=workers,
         keep=keep,
+        profile_dir=profile,
     )
     report = asyncio.run(run_bench(settings, options, say=typer.echo))
     for line in report.summary():

@@ -1,0 +1,83 @@
+"""`store-publish bench` end to end on a small run: the figures exist and the counts add up.
+
+Speeds are never asserted: they depend on the machine and on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from ops.bench import BenchOptions, run_bench
+from ops.bench_report import write_chart
+from schemas.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+REQUIRED_KEYS = {
+    "pipeline_events_per_s",
+    "passthrough_events_per_s",
+    "baseline_events_per_s",
+    "pipeline_to_passthrough",
+    "pipeline_to_baseline",
+    "latency_ms",
+    "stream_max_lag",
+}
+
+
+@pytest.mark.timeout(600)
+async def test_bench_small_run_reports_every_figure_and_accounts_for_every_request(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    settings = Settings(
+        kafka_bootstrap_servers=services["KAFKA_BOOTSTRAP_SERVERS"],
+        database_url=SecretStr(services["DATABASE_URL"]),
+    )
+    options = BenchOptions(
+        requests=2000,
+        creators=500,
+        baseline=True,
+        baseline_requests=200,
+        rate=200.0,
+        latency_seconds=3.0,
+        warmup_seconds=1.0,
+        workers=2,
+    )
+    said: list[str] = []
+    report = await run_bench(settings, options, say=said.append)
+    report.write_json(tmp_path / "bench.json")
+    write_chart(report, tmp_path / "bench.png")
+
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert REQUIRED_KEYS <= figures.keys()
+    assert set(figures["latency_ms"]) >= {"p50", "p95", "p99", "p999"}
+    assert all(isinstance(figures["latency_ms"][q], float) for q in ("p50", "p99", "p999"))
+    for name in ("pipeline_events_per_s", "passthrough_events_per_s", "baseline_events_per_s"):
+        assert figures[name] > 0
+    assert figures["pipeline_to_passthrough"] == pytest.approx(
+        figures["pipeline_events_per_s"] / figures["passthrough_events_per_s"], rel=0.01
+    )
+    assert figures["pipeline_to_baseline"] == pytest.approx(
+        figures["pipeline_events_per_s"] / figures["baseline_events_per_s"], rel=0.01
+    )
+
+    phases = figures["phases"]
+    # One outcome per request, in every consumer phase.
+    for name, expected in (("pipeline", 2000), ("scale_out", 2000), ("baseline", 200)):
+        assert phases[name]["requests"] == expected, name
+        assert sum(phases[name]["statuses"].values()) == expected, name
+    assert phases["passthrough"]["requests"] == 2000
+    assert 0 < figures["latency_requests"] <= 200 * 3
+    assert phases["latency"]["requests"] == 200 * (3 + 1)
+    assert phases["scale_out"]["workers"] == 2
+    assert figures["baseline_requests"] == 200
+    # The stream was watched, and caught up.
+    assert phases["pipeline"]["lag"], "no lag samples"
+    assert figures["stream_max_lag"] is not None
+    assert phases["pipeline"]["lag"][-1]["stream_counted_lag"] == 0
+    assert phases["pipeline"]["cpu_seconds"]["consumer-1"] is not None
+    assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
+    assert any("passthrough" in line for line in said)
