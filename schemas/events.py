@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
@@ -71,6 +71,14 @@ def _exact_int(value: object) -> object:
     return value
 
 
+def _no_nul(value: object) -> object:
+    # PostgreSQL text and jsonb cannot hold U+0000: a correlation id carrying one could never
+    # be recorded, so it is refused with the payload rather than failing in the database.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("correlation_id must not contain U+0000")
+    return value
+
+
 class PublishRequested(BaseModel):
     """A creator asks for their store to be published. Strict: unknown fields are refused."""
 
@@ -79,7 +87,9 @@ class PublishRequested(BaseModel):
     event_id: uuid.UUID
     schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)]
     occurred_at: AwareDatetime
-    correlation_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    correlation_id: (
+        Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_no_nul)] | None
+    ) = None
     user_id: uuid.UUID
     store_id: uuid.UUID
     confirm_publish: bool

@@ -335,3 +335,19 @@ def test_alert_carries_the_contract_fields() -> None:
     }
     with pytest.raises(ValidationError):
         Alert.model_validate({**alert.model_dump(), "state": "pending"})
+
+
+def test_a_correlation_id_with_a_nul_character_is_refused_since_postgresql_cannot_store_it() -> (
+    None
+):
+    body = {
+        "event_id": "0b7c2d1e-6a0f-4c39-9f3e-9f6a3b2c1d00",
+        "schema_version": 1,
+        "occurred_at": "2026-11-24T10:00:00+00:00",
+        "correlation_id": "abc\u0000def",
+        "user_id": "1b7c2d1e-6a0f-4c39-9f3e-9f6a3b2c1d00",
+        "store_id": "2b7c2d1e-6a0f-4c39-9f3e-9f6a3b2c1d00",
+        "confirm_publish": True,
+    }
+    with pytest.raises(ValidationError, match="U\\+0000"):
+        PublishRequested.model_validate_json(json.dumps(body))
