@@ -1,0 +1,64 @@
+"""Fail closed: when the gating state cannot be read after the retries, nothing is published."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from ops.migrate import migrate_topics
+from schemas.dead_letter import DeadLetterHeaders
+from schemas.events import Reason, Status
+from tests.conftest import isolated_settings
+from tests.support import (
+    encode,
+    outcomes_of,
+    read_topic,
+    request_body,
+    running_consumer,
+    seed_creator,
+    seed_steps,
+    send_requests,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_unreadable_gating_state_fails_closed_with_gating_unavailable(
+    services: dict[str, str], database_url: str
+) -> None:
+    settings = isolated_settings(services, database_url, topic_partitions=1, db_lock_timeout_ms=100)
+    await migrate_topics(settings)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await seed_steps(conn)
+        creators = [await seed_creator(conn) for _ in range(2)]
+    finally:
+        await conn.close()
+    locker = await asyncpg.connect(database_url)
+    held = locker.transaction()
+    await held.start()
+    # The step definitions cannot be read while this lock is held: gating cannot be evaluated.
+    await locker.execute("LOCK TABLE onboarding_step_definitions IN ACCESS EXCLUSIVE MODE")
+    try:
+        await send_requests(settings, [encode(request_body(c)) for c in creators], key=b"k")
+        async with running_consumer(settings):
+            outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=2))
+    finally:
+        await held.rollback()
+        await locker.close()
+    assert [(o.status, o.reason) for o in outcomes] == [
+        (Status.FAILED, Reason.GATING_UNAVAILABLE)
+    ] * 2
+    assert all(o.attempts == settings.retry_max_attempts for o in outcomes)
+    dead = await read_topic(settings, settings.topic_dlq, expect=2)
+    assert [DeadLetterHeaders.from_kafka(list(r.headers)).reason for r in dead] == [
+        Reason.GATING_UNAVAILABLE
+    ] * 2
+    conn = await asyncpg.connect(database_url)
+    try:
+        published = await conn.fetchval("SELECT count(*) FROM stores WHERE status = 'published'")
+        events = await conn.fetchval("SELECT count(*) FROM onboarding_events")
+    finally:
+        await conn.close()
+    assert published == 0
+    assert events == 0
