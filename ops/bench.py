@@ -370,12 +370,14 @@ async def run_latency(run: Run, rng: random.Random) -> tuple[LatencyFigures, Pha
     ordered = sorted(sent.items(), key=lambda item: item[1])[warmup:]
     record_ms: list[float] = []
     visible_ms: list[float] = []
+    waiting_ms: list[float] = []
     for event_id, stamp in ordered:
         seen = follower.by_request.get(event_id)
         if seen is not None:
             record_ms.append(seen[0] - stamp)
             visible_ms.append(seen[1] * 1000 - stamp)
-    return LatencyFigures.of(record_ms, visible_ms, options), figures
+            waiting_ms.append(seen[0] - seen[2] - stamp)
+    return LatencyFigures.of(record_ms, visible_ms, waiting_ms, options), figures
 
 
 async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], None]) -> Report:

@@ -181,8 +181,9 @@ class OutcomeFollower:
     last_timestamp_ms: int = 0
     last_seen: float = 0.0
     per_second: Counter[int] = field(default_factory=Counter)
-    # request event id -> (outcome record timestamp ms, wall time the outcome became visible)
-    by_request: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # request event id -> (outcome record timestamp ms, wall time the outcome became visible,
+    # the outcome's processing_ms: from the consumer's receipt to the outcome)
+    by_request: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
@@ -208,15 +209,14 @@ class OutcomeFollower:
         body = json.loads(value)
         self.count += 1
         self.statuses[str(body.get("status"))] += 1
-        self.first_receipt_ms = min(
-            self.first_receipt_ms, timestamp_ms - float(body.get("processing_ms") or 0)
-        )
+        processing_ms = float(body.get("processing_ms") or 0)
+        self.first_receipt_ms = min(self.first_receipt_ms, timestamp_ms - processing_ms)
         self.last_timestamp_ms = max(self.last_timestamp_ms, timestamp_ms)
         self.last_seen = seen
         self.per_second[timestamp_ms // 1000] += 1
         request_id = body.get("request_event_id")
         if isinstance(request_id, str):
-            self.by_request[request_id] = (timestamp_ms, seen)
+            self.by_request[request_id] = (timestamp_ms, seen, processing_ms)
 
     async def wait_for(self, count: int, within_s: float, alive: Callable[[], None]) -> None:
         deadline = time.monotonic() + within_s
