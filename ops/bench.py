@@ -262,6 +262,7 @@ async def run_consumer_phase(
             recording.stop()
         drain_began = time.monotonic()
         # Let the stream count the last outcomes, so its lag is seen to come back down.
+        await asyncio.sleep(sampler.interval)
         await _stream_caught_up(sampler, within_s=30)
         drained_s = time.monotonic() - drain_began
     finally:
@@ -313,8 +314,10 @@ def _role(name: str, phase: str) -> str:
 async def _stream_caught_up(sampler: LagSampler, within_s: float) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
+        # Counted by the stream's own counters: its committed offsets stop short of the
+        # trailing transaction markers, and faust commits past gaps slowly (see docs/bench.md).
         last = sampler.samples[-1] if sampler.samples else None
-        if last is not None and not last.stream_lag and not last.stream_counted_lag:
+        if last is not None and last.outcomes and last.stream_counted_lag == 0:
             return
         await asyncio.sleep(0.25)
 
