@@ -8,7 +8,7 @@ is retried on its own, so one stuck store costs its own retry budget and no one 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +18,7 @@ from tenacity import RetryCallState
 
 from consumers import repository as repo
 from consumers.decision import Decision, SameAs, Snapshot, Verdict, decide_batch
+from consumers.effects import Decided, effects_of
 from consumers.errors import (
     DatabaseUnavailable,
     PartitionLost,
@@ -261,7 +262,19 @@ class BatchHandler:
             snapshot = Snapshot(users, stores, gating, settings.publish_required_steps, priors)
             decisions = decide_batch(requests, snapshot, now=now, base_url=settings.store_base_url)
             results = self._results(items, decisions, attempts, now)
-            await self._write(conn, items, decisions, results, gating.active_versions)
+            decided = [
+                Decided(
+                    item.request,
+                    decision,
+                    result.outcome,
+                    result.outcome_json,
+                    item.record.partition,
+                    item.record.offset,
+                )
+                for item, decision, result in zip(items, decisions, results, strict=True)
+                if isinstance(decision, Verdict)
+            ]
+            await repo.write_effects(conn, effects_of(decided, gating.active_versions))
         return results
 
     def _results(
@@ -314,70 +327,3 @@ class BatchHandler:
             )
         error = f"{verdict.reason.value}" if verdict.reason else ""
         return self._result(item.record, outcome, error)
-
-    async def _write(
-        self,
-        conn: repo.Conn,
-        items: list[_Authenticated],
-        decisions: list[Decision],
-        results: list[Result],
-        versions: Mapping[str, int],
-    ) -> None:
-        publications: list[repo.Publication] = []
-        analytics: list[repo.AnalyticsRow] = []
-        recorded: list[repo.RecordedOutcome] = []
-        for item, decision, result in zip(items, decisions, results, strict=True):
-            if not isinstance(decision, Verdict):
-                continue
-            request = item.request
-            correlation_id = request.effective_correlation_id
-            if decision.publish and decision.store_url and decision.published_at:
-                publications.append(
-                    repo.Publication(request, decision.store_url, decision.published_at)
-                )
-                analytics.append(
-                    repo.AnalyticsRow(
-                        request.user_id,
-                        "store.published",
-                        None,
-                        None,
-                        {
-                            "action": "store.publish",
-                            "storeId": str(request.store_id),
-                            "storeUrl": decision.store_url,
-                            "notifyCustomers": request.notify_customers,
-                            "requestEventId": str(request.event_id),
-                        },
-                        correlation_id,
-                    )
-                )
-            for step in decision.missing_steps:
-                analytics.append(
-                    repo.AnalyticsRow(
-                        request.user_id,
-                        "gating.blocked",
-                        step,
-                        versions.get(step),
-                        {
-                            "action": "store.publish",
-                            "isCritical": True,
-                            "storeId": str(request.store_id),
-                            "requestEventId": str(request.event_id),
-                        },
-                        correlation_id,
-                    )
-                )
-            recorded.append(
-                repo.RecordedOutcome(
-                    request,
-                    decision.status.value,
-                    decision.reason.value if decision.reason else None,
-                    result.outcome_json,
-                    result.outcome.attempts,
-                    item.record.partition,
-                    item.record.offset,
-                )
-            )
-        await repo.publish_stores(conn, publications)
-        await repo.insert_analytics(conn, analytics)
-        await repo.record_outcomes(conn, recorded)

@@ -6,13 +6,12 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from consumers.decision import GatingState, StoreState
-from schemas.events import PublishRequested
+from consumers.effects import AnalyticsRow, Effects, Publication, RecordedOutcome
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -131,13 +130,6 @@ async def gating_state(
     return GatingState(active, frozenset((row["user_id"], row["step_id"]) for row in done_rows))
 
 
-@dataclass(frozen=True)
-class Publication:
-    request: PublishRequested
-    store_url: str
-    published_at: datetime
-
-
 async def publish_stores(conn: Conn, publications: Sequence[Publication]) -> None:
     """Make the stores public. The rows are locked by this transaction and were drafts."""
     if not publications:
@@ -160,16 +152,6 @@ async def publish_stores(conn: Conn, publications: Sequence[Publication]) -> Non
         raise RuntimeError(f"published {len(updated)} of {len(publications)} stores")
 
 
-@dataclass(frozen=True)
-class AnalyticsRow:
-    user_id: uuid.UUID
-    event_type: str
-    step_id: str | None
-    version: int | None
-    metadata: dict[str, object]
-    correlation_id: str
-
-
 async def insert_analytics(conn: Conn, rows: Sequence[AnalyticsRow]) -> None:
     if not rows:
         return
@@ -185,17 +167,6 @@ async def insert_analytics(conn: Conn, rows: Sequence[AnalyticsRow]) -> None:
         [json.dumps(r.metadata) for r in rows],
         [r.correlation_id for r in rows],
     )
-
-
-@dataclass(frozen=True)
-class RecordedOutcome:
-    request: PublishRequested
-    status: str
-    reason: str | None
-    outcome_json: str
-    attempts: int
-    partition: int
-    offset: int
 
 
 async def record_outcomes(conn: Conn, outcomes: Sequence[RecordedOutcome]) -> None:
@@ -219,3 +190,10 @@ async def record_outcomes(conn: Conn, outcomes: Sequence[RecordedOutcome]) -> No
         [o.partition for o in outcomes],
         [o.offset for o in outcomes],
     )
+
+
+async def write_effects(conn: Conn, effects: Effects) -> None:
+    """The batch's publications, analytics rows and idempotency record: three statements."""
+    await publish_stores(conn, effects.publications)
+    await insert_analytics(conn, effects.analytics)
+    await record_outcomes(conn, effects.recorded)

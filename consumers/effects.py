@@ -1,0 +1,116 @@
+"""What a batch's decisions change in the database, as values: built here, written by the
+repository. Pure."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from consumers.decision import Verdict
+from schemas.events import PublishOutcome, PublishRequested
+
+
+@dataclass(frozen=True)
+class Publication:
+    request: PublishRequested
+    store_url: str
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class AnalyticsRow:
+    user_id: uuid.UUID
+    event_type: str
+    step_id: str | None
+    version: int | None
+    metadata: dict[str, object]
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class RecordedOutcome:
+    request: PublishRequested
+    status: str
+    reason: str | None
+    outcome_json: str
+    attempts: int
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A request decided in this batch (not a repeat), with the outcome built for it."""
+
+    request: PublishRequested
+    verdict: Verdict
+    outcome: PublishOutcome
+    outcome_json: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Effects:
+    publications: list[Publication] = field(default_factory=list)
+    analytics: list[AnalyticsRow] = field(default_factory=list)
+    recorded: list[RecordedOutcome] = field(default_factory=list)
+
+
+def effects_of(decided: Iterable[Decided], active_versions: Mapping[str, int]) -> Effects:
+    """Publications and their `store.published` rows, a `gating.blocked` row per missing step,
+    and the idempotency record of every decision."""
+    effects = Effects()
+    for item in decided:
+        request, verdict = item.request, item.verdict
+        correlation_id = request.effective_correlation_id
+        if verdict.publish and verdict.store_url and verdict.published_at:
+            effects.publications.append(
+                Publication(request, verdict.store_url, verdict.published_at)
+            )
+            effects.analytics.append(
+                AnalyticsRow(
+                    request.user_id,
+                    "store.published",
+                    None,
+                    None,
+                    {
+                        "action": "store.publish",
+                        "storeId": str(request.store_id),
+                        "storeUrl": verdict.store_url,
+                        "notifyCustomers": request.notify_customers,
+                        "requestEventId": str(request.event_id),
+                    },
+                    correlation_id,
+                )
+            )
+        for step in verdict.missing_steps:
+            effects.analytics.append(
+                AnalyticsRow(
+                    request.user_id,
+                    "gating.blocked",
+                    step,
+                    active_versions.get(step),
+                    {
+                        "action": "store.publish",
+                        "isCritical": True,
+                        "storeId": str(request.store_id),
+                        "requestEventId": str(request.event_id),
+                    },
+                    correlation_id,
+                )
+            )
+        effects.recorded.append(
+            RecordedOutcome(
+                request,
+                verdict.status.value,
+                verdict.reason.value if verdict.reason else None,
+                item.outcome_json,
+                item.outcome.attempts,
+                item.partition,
+                item.offset,
+            )
+        )
+    return effects
