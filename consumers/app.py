@@ -9,8 +9,6 @@ transaction, then observe. A paused switch or an unreachable database hands the 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
@@ -24,7 +22,6 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumers import repository as repo
 from consumers.batch import BatchHandler, Result
 from consumers.errors import (
     BatchHandedBack,
@@ -33,9 +30,9 @@ from consumers.errors import (
     PublishingPaused,
     is_database_unavailable,
 )
-from consumers.kafka_io import PartitionWriter
 from consumers.metrics import ConsumerMetrics
 from consumers.outcomes import InboundRecord, OutboundRecord
+from consumers.ownership import Ownership
 from ops.control import read_control
 from ops.http import serve_health_and_metrics
 from schemas.events import Status
@@ -72,22 +69,15 @@ class PublishConsumer:
         self._pool = pool
         self._metrics = metrics
         self._handler = BatchHandler(settings, pool)
-        self._writers: dict[TopicPartition, PartitionWriter] = {}
+        self._ownership = Ownership(settings, consumer, pool)
         # Held while a batch is in flight: a rebalance waits for it before giving partitions up.
         self._in_flight = asyncio.Lock()
-        self._writers_lock = asyncio.Lock()
         self.paused = False
         self.pause_reason: str | None = None
         self.database_down_since: datetime | None = None
         self.processed = 0
         self._next_control_read = 0.0
         self._next_lag_update = 0.0
-        # The next offset to process per partition: read at assignment, then as committed.
-        self._committed: dict[TopicPartition, int] = {}
-        # Partitions whose assignment callback has run: only their batches are processed.
-        self._assigned: set[TopicPartition] = set()
-        self._claims: dict[TopicPartition, repo.PartitionClaim] = {}
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
         metrics.database_available.set(1)
         metrics.paused.set(0)
 
@@ -95,76 +85,18 @@ class PublishConsumer:
 
     async def on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         async with self._in_flight:
-            for tp in revoked:
-                self._forget(tp)
-                writer = self._writers.pop(tp, None)
-                if writer is not None:
-                    await writer.stop()
+            await self._ownership.give_up(revoked)
         log.info("Partitions revoked", partitions=[tp.partition for tp in revoked])
 
     async def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         async with self._in_flight:
-            # First the database claim: from here on a zombie's batch transaction fails.
-            for tp in assigned:
-                self._claims[tp] = await self._claim(tp)
-            for tp in assigned:
-                # Initialising the partition's transactional producer waits until the previous
-                # owner's transaction, with its offset commit, is complete ...
-                await self._writer_for(tp)
-            for tp in assigned:
-                # ... so the committed offset read now is stable. aiokafka has no KIP-447
-                # require_stable fetch: one read before that point could be stale, and the
-                # batch it led to would be sent a second time.
-                committed = await self._consumer.committed(tp)
-                if committed is None:
-                    self._committed.pop(tp, None)
-                else:
-                    self._committed[tp] = committed
-                    self._consumer.seek(tp, committed)
-            self._assigned.update(assigned)
+            await self._ownership.take(assigned)
         if self.paused or self.database_down_since is not None:
             self._consumer.pause(*assigned)
         log.info("Partitions assigned", partitions=[tp.partition for tp in assigned])
 
-    def _forget(self, tp: TopicPartition) -> None:
-        self._assigned.discard(tp)
-        self._committed.pop(tp, None)
-        self._claims.pop(tp, None)
-
-    async def _claim(self, tp: TopicPartition) -> repo.PartitionClaim:
-        """Claim the partition in the database; a rebalance cannot finish without it, so
-        an unreachable database is waited for here."""
-        delay = 0.1
-        while True:
-            try:
-                async with self._pool.acquire() as conn:
-                    return await repo.claim_partition(
-                        conn, self._settings.consumer_group, tp.topic, tp.partition, self._owner
-                    )
-            except Exception as error:
-                if not is_database_unavailable(error):
-                    raise
-                log.warning("Waiting for the database to claim a partition", partition=tp.partition)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.db_outage_max_backoff_ms / 1000)
-
-    async def _writer_for(self, tp: TopicPartition) -> PartitionWriter | None:
-        """The partition's writer, started on first use: fetching can begin before the
-        assignment callback has run. None when the partition is no longer ours."""
-        async with self._writers_lock:
-            if tp not in self._consumer.assignment():
-                return None
-            writer = self._writers.get(tp)
-            if writer is None:
-                writer = PartitionWriter(self._settings, tp)
-                await asyncio.wait_for(writer.start(), timeout=120)
-                self._writers[tp] = writer
-            return writer
-
-    async def close_writers(self) -> None:
-        for writer in self._writers.values():
-            await writer.stop()
-        self._writers.clear()
+    async def close(self) -> None:
+        await self._ownership.close()
 
     # Health ---------------------------------------------------------------------------------
 
@@ -174,7 +106,7 @@ class PublishConsumer:
             "database": "unavailable" if down else "available",
             "paused": self.paused,
             "pause_reason": self.pause_reason,
-            "partitions": sorted(tp.partition for tp in self._writers),
+            "partitions": self._ownership.partitions,
             "processed": self.processed,
         }
         if down is not None:
@@ -236,17 +168,8 @@ class PublishConsumer:
     async def _process_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
-        expected = self._committed.get(tp)
-        claim = self._claims.get(tp)
-        if (
-            claim is None
-            or tp not in self._assigned
-            or (expected is not None and records[0].offset != expected)
-        ):
-            # Fetched before the assignment settled, or from a stale position: the callback
-            # has sought (or will seek) the partition to its committed offset.
-            if expected is not None:
-                self._consumer.seek(tp, expected)
+        claim = self._ownership.claim_for(tp, records[0].offset)
+        if claim is None:
             return
         now = datetime.now(UTC)
         first_offset = records[0].offset
@@ -255,14 +178,14 @@ class PublishConsumer:
             results = await self._handler.handle([inbound(r, now) for r in records], claim)
         except PartitionLost:
             log.warning("Partition claimed by another consumer", partition=tp.partition)
-            await self._drop(tp)
+            await self._ownership.drop(tp)
             return
         except BaseException:
             self._consumer.seek(tp, first_offset)
             raise
         # Only now, with the claim proven in the batch transaction, may a fresh producer be
         # initialised: a zombie that did so would fence the partition's rightful owner.
-        writer = await self._writer_for(tp)
+        writer = await self._ownership.writer_for(tp)
         if writer is None:
             return  # revoked while the batch was on its way: its next owner takes it
         try:
@@ -270,7 +193,7 @@ class PublishConsumer:
         except ProducerFenced:
             # Another consumer owns the partition now; it will redo the batch idempotently.
             log.warning("Producer fenced, partition taken over", partition=tp.partition)
-            await self._drop(tp)
+            await self._ownership.drop(tp)
             return
         except BaseException as error:
             log.warning(
@@ -282,20 +205,10 @@ class PublishConsumer:
             self._consumer.seek(tp, first_offset)
             # The next batch of this partition gets a fresh producer: its initialisation
             # completes or aborts whatever this one left open.
-            self._writers.pop(tp, None)
-            with suppress(Exception):
-                await asyncio.wait_for(writer.stop(), timeout=30)
+            await self._ownership.replace_writer(tp)
             raise BatchHandedBack(str(error)) from error
-        self._committed[tp] = records[-1].offset + 1
+        self._ownership.committed(tp, records[-1].offset + 1)
         self._observe(results)
-
-    async def _drop(self, tp: TopicPartition) -> None:
-        """Stop writing for a partition taken over, until the group assigns it again."""
-        self._forget(tp)
-        writer = self._writers.pop(tp, None)
-        if writer is not None:
-            with suppress(Exception):
-                await asyncio.wait_for(writer.stop(), timeout=30)
 
     def _observe(self, results: list[Result]) -> None:
         metrics = self._metrics
@@ -386,7 +299,7 @@ class PublishConsumer:
         self._next_lag_update = now + 1.0
         for tp in self._consumer.assignment():
             end = self._consumer.last_stable_offset(tp)
-            done = self._committed.get(tp)
+            done = self._ownership.next_offset(tp)
             if end is not None and done is not None:
                 self._metrics.lag.labels(str(tp.partition)).set(max(end - done, 0))
 
@@ -464,7 +377,7 @@ async def run_consumer(
         consumer.subscribe([settings.topic_requests], listener=listener)
         await consumer.start()
         stack.push_async_callback(consumer.stop)
-        stack.push_async_callback(service.close_writers)
+        stack.push_async_callback(service.close)
         port = await stack.enter_async_context(
             serve_health_and_metrics(
                 settings.consumer_http_port, registry, service.health, host=settings.http_host

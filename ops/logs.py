@@ -54,3 +54,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if level == "INFO" else level)
+    # At DEBUG aiokafka logs the first bytes of each SASL request: with PLAIN, the password.
+    logging.getLogger("aiokafka.conn").setLevel(max(logging.INFO, root.level))

@@ -1,0 +1,136 @@
+"""Which input partitions this consumer may write for: its database claim, its transactional
+writer and the next offset to process, per partition, from assignment to revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Sequence
+from contextlib import suppress
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from consumers import repository as repo
+from consumers.errors import is_database_unavailable
+from consumers.kafka_io import PartitionWriter
+from schemas.settings import Settings
+
+log = structlog.get_logger("consumers.ownership")
+
+
+class Ownership:
+    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, pool: asyncpg.Pool) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._pool = pool
+        self._writers: dict[TopicPartition, PartitionWriter] = {}
+        self._writers_lock = asyncio.Lock()
+        # The next offset to process per partition: read at assignment, then as committed.
+        self._next: dict[TopicPartition, int] = {}
+        # Partitions whose assignment has been taken up: only their batches are processed.
+        self._taken: set[TopicPartition] = set()
+        self._claims: dict[TopicPartition, repo.PartitionClaim] = {}
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(tp.partition for tp in self._taken)
+
+    async def take(self, assigned: Sequence[TopicPartition]) -> None:
+        """Take up newly assigned partitions, in the order that keeps zombies out."""
+        # First the database claim: from here on a zombie's batch transaction fails.
+        for tp in assigned:
+            self._claims[tp] = await self._claim(tp)
+        for tp in assigned:
+            # Initialising the partition's transactional producer waits until the previous
+            # owner's transaction, with its offset commit, is complete ...
+            await self.writer_for(tp)
+        for tp in assigned:
+            # ... so the committed offset read now is stable. aiokafka has no KIP-447
+            # require_stable fetch: one read before that point could be stale, and the
+            # batch it led to would be sent a second time.
+            committed = await self._consumer.committed(tp)
+            if committed is None:
+                self._next.pop(tp, None)
+            else:
+                self._next[tp] = committed
+                self._consumer.seek(tp, committed)
+        self._taken.update(assigned)
+
+    async def give_up(self, revoked: Sequence[TopicPartition]) -> None:
+        for tp in revoked:
+            await self.drop(tp)
+
+    async def drop(self, tp: TopicPartition) -> None:
+        """Stop writing for a partition, until the group assigns it again."""
+        self._taken.discard(tp)
+        self._next.pop(tp, None)
+        self._claims.pop(tp, None)
+        writer = self._writers.pop(tp, None)
+        if writer is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(writer.stop(), timeout=30)
+
+    async def replace_writer(self, tp: TopicPartition) -> None:
+        """Drop the writer (not the claim): the next batch starts a fresh producer."""
+        writer = self._writers.pop(tp, None)
+        if writer is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(writer.stop(), timeout=30)
+
+    def claim_for(self, tp: TopicPartition, first_offset: int) -> repo.PartitionClaim | None:
+        """The claim to process a batch starting at `first_offset` with, or None when the
+        batch must be skipped: fetched before the assignment was taken up, or from a stale
+        position (the partition is then sought back to where it should be)."""
+        expected = self._next.get(tp)
+        claim = self._claims.get(tp)
+        if claim is None or tp not in self._taken:
+            return None
+        if expected is not None and first_offset != expected:
+            self._consumer.seek(tp, expected)
+            return None
+        return claim
+
+    def committed(self, tp: TopicPartition, next_offset: int) -> None:
+        self._next[tp] = next_offset
+
+    def next_offset(self, tp: TopicPartition) -> int | None:
+        return self._next.get(tp)
+
+    async def _claim(self, tp: TopicPartition) -> repo.PartitionClaim:
+        """Claim the partition in the database; a rebalance cannot finish without it, so
+        an unreachable database is waited for here."""
+        delay = 0.1
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    return await repo.claim_partition(
+                        conn, self._settings.consumer_group, tp.topic, tp.partition, self._owner
+                    )
+            except Exception as error:
+                if not is_database_unavailable(error):
+                    raise
+                log.warning("Waiting for the database to claim a partition", partition=tp.partition)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.db_outage_max_backoff_ms / 1000)
+
+    async def writer_for(self, tp: TopicPartition) -> PartitionWriter | None:
+        """The partition's writer, started when missing (after a failed transaction). None
+        when the partition is no longer ours."""
+        async with self._writers_lock:
+            if tp not in self._consumer.assignment():
+                return None
+            writer = self._writers.get(tp)
+            if writer is None:
+                writer = PartitionWriter(self._settings, tp)
+                await asyncio.wait_for(writer.start(), timeout=120)
+                self._writers[tp] = writer
+            return writer
+
+    async def close(self) -> None:
+        for tp in list(self._writers):
+            await self.drop(tp)
