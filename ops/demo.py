@@ -46,9 +46,11 @@ class Plan:
     kinds: Counter[str] = field(default_factory=Counter)
 
 
-def plan_requests(population: Population, count: int, secret: bytes, rng: random.Random) -> Plan:
-    """Mostly creators publishing their own store, with the refusals the contract names."""
-    plan = Plan()
+def plan_requests(
+    population: Population, count: int, secret: bytes, rng: random.Random, plan: Plan
+) -> None:
+    """Add `count` requests to the plan: mostly creators publishing their own store, with the
+    refusals the contract names."""
     creators = population.creators
     kinds = [
         ("own store", 0.82),
@@ -60,7 +62,7 @@ def plan_requests(population: Population, count: int, secret: bytes, rng: random
         ("unknown user", 0.02),
         ("redelivered", 0.02),
     ]
-    sent_values: list[bytes] = []
+    sent_values = [value for value, _ in plan.values if value is not None]
     for kind in rng.choices([k for k, _ in kinds], weights=[w for _, w in kinds], k=count):
         if kind == "redelivered" and not sent_values:
             kind = "own store"
@@ -92,7 +94,6 @@ def plan_requests(population: Population, count: int, secret: bytes, rng: random
         headers = [] if kind == "unsigned" else [("signature", sign(value, secret).encode())]
         plan.values.append((value, headers))
         plan.kinds[kind] += 1
-    return plan
 
 
 def demo_settings(base: Settings, run_id: str) -> Settings:
@@ -186,8 +187,8 @@ async def run_demo(
         run_consumer(settings, registry=CollectorRegistry(), stop=stop, started=consumer_started)
     )
     await asyncio.wait_for(asyncio.gather(consumer_started.wait(), stream_started.wait()), 120)
-    # Planned now, so occurred_at is the moment of sending and latency means what it says.
-    plan = plan_requests(population, requests, secret.get_secret_value().encode(), rng)
+    plan = Plan()
+    key_bytes = secret.get_secret_value().encode()
     outcomes: list[PublishOutcome] = []
     began = time.monotonic()
     try:
@@ -204,7 +205,13 @@ async def run_demo(
                 _follow_outcomes(settings, requests, outcomes, progress, received)
             )
             async with request_producer(settings) as producer:
-                for index, (value, headers) in enumerate(plan.values):
+                for index in range(requests):
+                    if index == len(plan.values):
+                        # Planned a little at a time, so occurred_at is close to the moment of
+                        # sending and latency means what it says.
+                        chunk = min(200, requests - index)
+                        plan_requests(population, chunk, key_bytes, rng, plan)
+                    value, headers = plan.values[index]
                     key = None
                     if value is not None:
                         try:
@@ -214,7 +221,8 @@ async def run_demo(
                     await producer.send(
                         settings.topic_requests, value=value, key=key, headers=headers
                     )
-                    progress.update(sending, completed=index + 1)
+                    if index % 100 == 99 or index == requests - 1:
+                        progress.update(sending, completed=index + 1)
                     if rate > 0:
                         ahead = (index + 1) / rate - (time.monotonic() - began)
                         if ahead > 0:
