@@ -390,6 +390,8 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
     run = Run(base, options, say)
     rng = random.Random(7)
     report = Report(run_id=run.run_id, cores=os.cpu_count() or 0, options=options)
+    # Whatever else runs on the machine shows here: the figures are only as quiet as it was.
+    report.load_before = os.getloadavg()
     try:
         say(f"bench {run.run_id}: seeding {options.creators:,} creators")
         run.population = await create_seeded_database(base.dsn(), run.template, options.creators)
@@ -430,6 +432,7 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             say(f"latency: {options.rate:,.0f} requests/s for {options.latency_seconds:g} s")
             report.latency, report.latency_phase = await run_latency(run, rng)
             say(report.latency.line())
+        report.load_after = os.getloadavg()
     except BaseException:
         say(f"bench failed; the processes' logs are in {run.workdir}")
         raise

@@ -154,6 +154,8 @@ class Report:
     baseline: PhaseFigures | None = None
     latency: LatencyFigures | None = None
     latency_phase: PhaseFigures | None = None
+    load_before: tuple[float, float, float] | None = None
+    load_after: tuple[float, float, float] | None = None
 
     def _rate(self, phase: PhaseFigures | None) -> float | None:
         return round(phase.events_per_s, 1) if phase is not None else None
@@ -213,6 +215,8 @@ class Report:
             "latency_waiting_ms": self.latency.waiting_ms if self.latency else None,
             "latency_requests": self.latency.measured if self.latency else None,
             "stream_max_lag": self.stream_max_lag(),
+            "load_average_before": self.load_before,
+            "load_average_after": self.load_after,
             "targets": self.targets(),
             "phases": phases,
         }
@@ -247,6 +251,13 @@ class Report:
         if self.latency_phase is not None:
             lines.append(f"  CPU seconds, latency phase: {self.latency_phase.cpu_text()}")
         lines.append(f"  stream max lag (committed offsets): {self.stream_max_lag()}")
+        if self.load_before is not None and self.load_after is not None:
+            lines.append(
+                "  load average (1, 5, 15 min) before: "
+                + ", ".join(f"{x:.2f}" for x in self.load_before)
+                + "; after: "
+                + ", ".join(f"{x:.2f}" for x in self.load_after)
+            )
         return lines
 
 
