@@ -273,6 +273,11 @@ async def run_consumer_phase(
         await asyncio.gather(*tasks, return_exceptions=True)
         for child in children:
             child.stop()
+    for child in children:
+        if child.errors:
+            run.say(
+                f"  {child.name} logged {len(child.errors)} error line(s), first: {child.errors[0]}"
+            )
     for recording in recordings:
         for line in summarize(recording.output).lines(recording.output.stem):
             run.say(line)

@@ -98,6 +98,7 @@ class Child:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._scanned = 0
+        self.errors: list[str] = []
         inherited = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -135,7 +136,7 @@ class Child:
         return any(line.get("message") == message for line in self.log_lines())
 
     def check_alive(self) -> None:
-        """Raise when the process has exited, or has logged an error since the last check."""
+        """Raise when the process has exited; keep the error lines logged since the last check."""
         code = self.process.poll()
         if code is not None:
             raise RuntimeError(f"{self.name} exited with {code}; its log: {self.log_path}")
@@ -145,11 +146,11 @@ class Child:
         complete = fresh[: fresh.rfind(b"\n") + 1]
         self._scanned += len(complete)
         for raw in complete.splitlines():
-            # A substring test first: the log holds a line per gated request.
+            # A substring test first: the log holds a line per gated request. Client libraries
+            # log transient broker errors (a leader moving on a new topic) at error level and
+            # recover: they are counted and shown, and only an exit stops the run.
             if b'"level": "error"' in raw:
-                raise RuntimeError(
-                    f"{self.name} logged an error ({self.log_path}): {raw[:500].decode()}"
-                )
+                self.errors.append(raw[:500].decode(errors="replace"))
 
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:

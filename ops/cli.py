@@ -104,12 +104,6 @@ app.command()(resume)
 app.command()(status)
 
 
-app.add_typer(dlq_app, name="dlq")
-app.command()(pause)
-app.command()(resume)
-app.command()(status)
-
-
 def _local_services_when_unconfigured() -> None:
     """Start `ops/services` and use it when no broker or database is configured."""
     import os
