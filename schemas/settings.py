@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     )
 
     database_url: SecretStr = SecretStr(LOCAL_DATABASE_URL)
-    db_pool_max_size: int = Field(default=4, ge=1, le=100)
+    # One connection per partition a consumer may hold: fewer makes partitions wait.
+    db_pool_max_size: int = Field(default=6, ge=1, le=100)
     # A row lock held longer than this fails the attempt (55P03) and counts as a retry.
     db_lock_timeout_ms: int = Field(default=2000, ge=1)
     db_statement_timeout_ms: int = Field(default=10000, ge=1)
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     consumer_group: str = "store-publish"
-    consumer_max_batch: int = Field(default=1000, ge=1)
+    consumer_max_batch: int = Field(default=5000, ge=1)
 
     event_signing_secret: SecretStr | None = None
     publish_required_steps: Annotated[tuple[str, ...], NoDecode] = ("payments",)

@@ -30,11 +30,12 @@ class Accounting:
     analytics_doubled: int = 0
     dead_letters: int = 0
     dead_letters_expected: int = 0
+    lost_where: list[dict[str, object]] = field(default_factory=list)
 
     def problems(self, *, allow_failed: int = 0) -> list[str]:
         found = []
         if self.lost:
-            found.append(f"{self.lost} request(s) without an outcome")
+            found.append(f"{self.lost} request(s) without an outcome: {self.lost_where}")
         if self.duplicate_outcomes:
             found.append(f"{self.duplicate_outcomes} duplicate outcome record(s)")
         if self.published_twice:
@@ -86,7 +87,21 @@ async def account(settings: Settings, database_url: str, *, sent: int) -> Accoun
     result.outcome_records = len(outcomes)
     per_request = Counter(o.request_event_id for o in outcomes)
     result.requests_with_outcome = len(ids & set(per_request))
-    result.lost = len(ids - set(per_request))
+    missing = ids - set(per_request)
+    result.lost = len(missing)
+    if missing:
+        # Where the lost requests came from, to tell a fault from a slow reader.
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch(
+                """SELECT source_partition AS p, min(source_offset) AS lo,
+                          max(source_offset) AS hi, count(*) AS n
+                     FROM publish_requests WHERE event_id = ANY($1::uuid[]) GROUP BY 1""",
+                list(missing),
+            )
+        finally:
+            await conn.close()
+        result.lost_where = [dict(row) for row in rows]
     # A request sent twice (redelivered by the test itself) has two records legitimately.
     sent_per_id = Counter(uuid.UUID(json.loads(r.value or b"{}")["event_id"]) for r in requests)
     result.duplicate_outcomes = sum(

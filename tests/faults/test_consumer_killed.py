@@ -10,7 +10,12 @@ import pytest
 from ops.migrate import migrate_topics
 from tests.conftest import isolated_settings
 from tests.faults.accounting import account
-from tests.faults.workload import decided, seed_and_send, wait_for_progress
+from tests.faults.workload import (
+    decided,
+    seed_and_send,
+    wait_for_progress,
+    wait_until_committed,
+)
 from tests.support import ConsumerProcess
 
 pytestmark = pytest.mark.faults
@@ -41,7 +46,7 @@ async def test_sigkill_mid_batch_loses_nothing_and_publishes_nothing_twice(
             consumer.kill()
             kills.append(reached)
             consumer.start()
-        await wait_for_progress(database_url, sent, wait_s=300)
+        await wait_until_committed(settings, sent)
     finally:
         assert consumer.terminate() == 0
     books = await account(settings, database_url, sent=sent)

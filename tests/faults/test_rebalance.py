@@ -11,7 +11,7 @@ import pytest
 from ops.migrate import migrate_topics
 from tests.conftest import isolated_settings
 from tests.faults.accounting import account
-from tests.faults.workload import seed_and_send, wait_for_progress
+from tests.faults.workload import seed_and_send, wait_for_progress, wait_until_committed
 from tests.support import ConsumerProcess
 
 pytestmark = pytest.mark.faults
@@ -54,7 +54,7 @@ async def test_joining_leaving_and_a_stalled_zombie_publish_nothing_twice(
         assert second.terminate() == 0
         moments.append(f"second leaves at {reached}")
         await sending
-        await wait_for_progress(database_url, sent, wait_s=300)
+        await wait_until_committed(settings, sent)
     finally:
         sending.cancel()
         assert first.terminate(timeout=120) == 0

@@ -15,7 +15,7 @@ from ops.migrate import migrate_topics
 from tests.conftest import isolated_settings
 from tests.faults.accounting import account
 from tests.faults.conftest import OwnServices
-from tests.faults.workload import seed_and_send, wait_for_progress
+from tests.faults.workload import seed_and_send, wait_for_progress, wait_until_committed
 from tests.support import ConsumerProcess
 
 pytestmark = pytest.mark.faults
@@ -57,7 +57,7 @@ async def test_postgres_down_for_30_seconds_dead_letters_nothing_and_loses_nothi
         during = await asyncio.to_thread(_health, port)
         await asyncio.sleep(25)
         await asyncio.to_thread(own_services.run, "pg-start")
-        await wait_for_progress(own_database_url, sent, wait_s=300)
+        await wait_until_committed(settings, sent)
         after = await asyncio.to_thread(_health, port)
     finally:
         assert consumer.terminate() == 0
@@ -91,7 +91,7 @@ async def test_broker_stopped_and_started_mid_run_loses_nothing_and_doubles_noth
         await asyncio.to_thread(own_services.run, "kafka-stop")
         await asyncio.sleep(10)
         await asyncio.to_thread(own_services.run, "kafka-start")
-        await wait_for_progress(own_database_url, sent, wait_s=400)
+        await wait_until_committed(settings, sent, wait_s=400)
     finally:
         assert consumer.terminate(timeout=120) == 0
     books = await account(settings, own_database_url, sent=sent)

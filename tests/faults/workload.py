@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.emit import request_producer
 from ops.seed import seed_population
@@ -82,3 +83,28 @@ async def wait_for_progress(database_url: str, at_least: int, wait_s: float = 30
         if done >= at_least or time.monotonic() > deadline:
             return done
         await asyncio.sleep(0.05)
+
+
+async def committed_total(settings: Settings) -> int:
+    """The consumer group's committed offsets on the requests topic, summed."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.consumer_group)
+    finally:
+        await admin.close()
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == settings.topic_requests)
+
+
+async def wait_until_committed(settings: Settings, sent: int, wait_s: float = 300) -> int:
+    """Until the group has committed past every request sent (each partition's offsets are
+    contiguous, so the sum reaching `sent` means every batch's transaction committed).
+
+    Decided rows in the database are not enough: a batch decided there whose Kafka
+    transaction was cut off still has to be redone before its outcomes exist."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        done = await committed_total(settings)
+        if done >= sent or time.monotonic() > deadline:
+            return done
+        await asyncio.sleep(0.2)
