@@ -183,19 +183,24 @@ class PublishConsumer:
         except BaseException:
             self._consumer.seek(tp, first_offset)
             raise
-        # Only now, with the claim proven in the batch transaction, may a fresh producer be
-        # initialised: a zombie that did so would fence the partition's rightful owner.
-        writer = await self._ownership.writer_for(tp)
-        if writer is None:
-            return  # revoked while the batch was on its way: its next owner takes it
         try:
-            await writer.commit(_outbound(self._settings, results), records[-1].offset + 1)
+            # Only now, with the claim proven in the batch transaction, may a fresh producer
+            # be initialised: a zombie that did so would fence the partition's rightful owner.
+            writer = await self._ownership.writer_for(tp)
+            if writer is None:
+                return  # revoked while the batch was on its way: its next owner takes it
+            # A transaction can hang when the broker goes away mid-commit: past this bound
+            # the outcome is ambiguous, and a fresh producer settles it.
+            await asyncio.wait_for(
+                writer.commit(_outbound(self._settings, results), records[-1].offset + 1),
+                timeout=self._settings.kafka_commit_timeout_ms / 1000,
+            )
         except ProducerFenced:
             # Another consumer owns the partition now; it will redo the batch idempotently.
             log.warning("Producer fenced, partition taken over", partition=tp.partition)
             await self._ownership.drop(tp)
             return
-        except BaseException as error:
+        except Exception as error:
             log.warning(
                 "Kafka transaction failed, batch handed back",
                 partition=tp.partition,

@@ -40,6 +40,9 @@ class PartitionWriter:
             linger_ms=5,
             max_batch_size=256 * 1024,
             request_timeout_ms=30_000,
+            # Longer than the consumer's commit timeout: a transaction it abandons is aborted
+            # by the next producer's initialisation, not left to expire.
+            transaction_timeout_ms=max(60_000, 2 * self._settings.kafka_commit_timeout_ms),
         )
         await producer.start()
         self._producer = producer

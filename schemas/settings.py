@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
     consumer_group: str = "store-publish"
     consumer_max_batch: int = Field(default=5000, ge=1)
+    # A batch's Kafka transaction not committed within this is abandoned: the producer is
+    # replaced (its initialisation aborts the transaction) and the batch read again.
+    kafka_commit_timeout_ms: int = Field(default=30000, ge=100)
 
     event_signing_secret: SecretStr | None = None
     publish_required_steps: Annotated[tuple[str, ...], NoDecode] = ("payments",)

@@ -37,11 +37,13 @@ class OwnServices:
         done = subprocess.run(
             [str(ROOT / "ops" / "services"), *args],
             env=self.env,
-            check=True,
+            check=False,
             capture_output=True,
             text=True,
             timeout=600,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"ops/services {' '.join(args)} failed:\n{done.stderr}")
         return done.stdout
 
     def addresses(self) -> dict[str, str]:
