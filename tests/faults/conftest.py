@@ -29,8 +29,10 @@ class OwnServices:
         self.env = {
             **os.environ,
             "SERVICES_HOME": str(ROOT / ".cache" / "faults"),
-            "KAFKA_PORT": os.environ.get("FAULT_KAFKA_PORT", "39092"),
-            "PG_PORT": os.environ.get("FAULT_PG_PORT", "35432"),
+            # Below the ephemeral range (32768-60999 on Linux): a client retrying a stopped
+            # broker's port from inside that range can connect to itself and take the port.
+            "KAFKA_PORT": os.environ.get("FAULT_KAFKA_PORT", "19192"),
+            "PG_PORT": os.environ.get("FAULT_PG_PORT", "15532"),
         }
 
     def run(self, *args: str) -> str:

@@ -125,8 +125,8 @@ def _services(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "SERVICES_HOME": str(home),
-        "KAFKA_PORT": os.environ.get("PROBE_KAFKA_PORT", "49192"),
-        "PG_PORT": os.environ.get("PROBE_PG_PORT", "45532"),
+        "KAFKA_PORT": os.environ.get("PROBE_KAFKA_PORT", "19392"),
+        "PG_PORT": os.environ.get("PROBE_PG_PORT", "15632"),
     }
     return subprocess.run(
         [str(ROOT / "ops" / "services"), *args],

@@ -49,7 +49,7 @@ def secure_broker() -> Iterator[SecureBroker]:
         **os.environ,
         "KAFKA_SECURE": "1",
         "SERVICES_HOME": str(ROOT / ".cache" / "secure"),
-        "KAFKA_PORT": os.environ.get("SECURE_KAFKA_PORT", "49092"),
+        "KAFKA_PORT": os.environ.get("SECURE_KAFKA_PORT", "19292"),
     }
     _services(env, "kafka-start")
     try:
