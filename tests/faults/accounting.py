@@ -31,6 +31,7 @@ class Accounting:
     dead_letters: int = 0
     dead_letters_expected: int = 0
     lost_where: list[dict[str, object]] = field(default_factory=list)
+    out_of_order: int = 0
 
     def problems(self, *, allow_failed: int = 0) -> list[str]:
         found = []
@@ -38,6 +39,8 @@ class Accounting:
             found.append(f"{self.lost} request(s) without an outcome: {self.lost_where}")
         if self.duplicate_outcomes:
             found.append(f"{self.duplicate_outcomes} duplicate outcome record(s)")
+        if self.out_of_order:
+            found.append(f"{self.out_of_order} outcome(s) out of their partition's order")
         if self.published_twice:
             found.append(f"{self.published_twice} store(s) published twice")
         if self.analytics_doubled:
@@ -63,6 +66,7 @@ class Accounting:
             ("requests with an outcome", self.requests_with_outcome),
             ("requests lost", self.lost),
             ("duplicate outcome records", self.duplicate_outcomes),
+            ("outcomes out of partition order", self.out_of_order),
             *((f"  status {status}", count) for status, count in sorted(self.statuses.items())),
             ("stores published", self.stores_published),
             ("stores published twice", self.published_twice),
@@ -81,9 +85,21 @@ async def account(settings: Settings, database_url: str, *, sent: int) -> Accoun
     requests = await read_topic(settings, settings.topic_requests, expect=sent, wait_s=30)
     ids = {uuid.UUID(json.loads(r.value or b"{}")["event_id"]) for r in requests}
     result.distinct_requests = len(ids)
-    outcomes: list[PublishOutcome] = outcomes_of(
-        await read_topic(settings, settings.topic_outcomes, expect=sent, wait_s=120)
-    )
+    outcome_records = await read_topic(settings, settings.topic_outcomes, expect=sent, wait_s=120)
+    outcomes: list[PublishOutcome] = outcomes_of(outcome_records)
+    # Order kept per partition: within an outcome partition, the requests' offsets rise.
+    position = {
+        uuid.UUID(json.loads(r.value or b"{}")["event_id"]): (r.partition, r.offset)
+        for r in requests
+    }
+    last_seen: dict[int, int] = {}
+    for outcome in outcomes:
+        source = position.get(outcome.request_event_id) if outcome.request_event_id else None
+        if source is None:
+            continue
+        if source[1] < last_seen.get(source[0], -1):
+            result.out_of_order += 1
+        last_seen[source[0]] = max(source[1], last_seen.get(source[0], -1))
     result.outcome_records = len(outcomes)
     per_request = Counter(o.request_event_id for o in outcomes)
     result.requests_with_outcome = len(ids & set(per_request))
