@@ -239,11 +239,8 @@ class BatchHandler:
     ) -> list[Result]:
         settings = self._settings
         requests = [item.request for item in items]
+        # lock_timeout and statement_timeout are set on the pool's connections (app.py).
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                f"SET LOCAL lock_timeout = {int(settings.db_lock_timeout_ms)}; "
-                f"SET LOCAL statement_timeout = {int(settings.db_statement_timeout_ms)}"
-            )
             phase.current = "control"
             if not await repo.holds_claim(conn, claim):
                 raise PartitionLost(f"{claim.topic}:{claim.partition}")

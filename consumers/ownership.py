@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from consumers import repository as repo
-from consumers.errors import is_database_unavailable
+from consumers.errors import is_transient
 from consumers.kafka_io import PartitionWriter
 from schemas.settings import Settings
 
@@ -112,9 +112,15 @@ class Ownership:
                         conn, self._settings.consumer_group, tp.topic, tp.partition, self._owner
                     )
             except Exception as error:
-                if not is_database_unavailable(error):
+                # Unreachable, or the previous owner's batch still holds the row past the
+                # lock timeout (until PostgreSQL ends a frozen session): wait and try again.
+                if not is_transient(error):
                     raise
-                log.warning("Waiting for the database to claim a partition", partition=tp.partition)
+                log.warning(
+                    "Waiting for the database to claim a partition",
+                    partition=tp.partition,
+                    error=f"{type(error).__name__}: {error}",
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.db_outage_max_backoff_ms / 1000)
 
