@@ -157,22 +157,29 @@ class BatchHandler:
     ) -> list[Result]:
         """The whole batch in one transaction; a lost connection is retried as the contract says,
         and after the last attempt the batch goes back and the consumer waits for the database."""
-        for attempt in range(1, self._settings.retry_max_attempts + 1):
-            try:
-                return await self._transaction(items, claim, attempts=1, phase=_Phase())
-            except Exception as error:
-                if not is_database_unavailable(error):
-                    raise
-                if attempt == self._settings.retry_max_attempts:
-                    raise DatabaseUnavailable(str(error)) from error
-                log.warning(
-                    "Retry attempt",
-                    attempt=attempt + 1,
-                    correlationId=items[0].request.effective_correlation_id,
-                    batchSize=len(items),
-                    error=f"{type(error).__name__}: {error}",
-                )
-                await asyncio.sleep(backoff_seconds(self._settings, attempt))
+        retrying = request_retrying(
+            self._settings, attempts_made=0, retry_on=is_database_unavailable
+        )
+
+        def on_retry(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "Retry attempt",
+                attempt=state.attempt_number + 1,
+                correlationId=items[0].request.effective_correlation_id,
+                batchSize=len(items),
+                error=f"{type(failure).__name__}: {failure}",
+            )
+
+        retrying.before_sleep = on_retry
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._transaction(items, claim, attempts=1, phase=_Phase())
+        except Exception as error:
+            if is_database_unavailable(error):
+                raise DatabaseUnavailable(str(error)) from error
+            raise
         raise AssertionError("unreachable")
 
     async def _decide_alone(self, item: _Authenticated, claim: repo.PartitionClaim) -> Result:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from consumers.errors import is_transient
@@ -14,11 +16,17 @@ def backoff_seconds(settings: Settings, attempt: int) -> float:
     return min(delay_ms, settings.retry_max_delay_ms) / 1000
 
 
-def request_retrying(settings: Settings, *, attempts_made: int) -> AsyncRetrying:
-    """Retries for one request that has already had `attempts_made` attempts (in its batch).
+def request_retrying(
+    settings: Settings,
+    *,
+    attempts_made: int,
+    retry_on: Callable[[BaseException], bool] = is_transient,
+) -> AsyncRetrying:
+    """Retries after `attempts_made` attempts already made (0 for a batch, 1 for a request
+    retried alone after its batch).
 
-    Transient errors only; at most `RETRY_MAX_ATTEMPTS` in all; the first wait is the one the
-    contract gives for the attempt after those already made.
+    Only errors `retry_on` accepts (transient ones by default); at most `RETRY_MAX_ATTEMPTS`
+    in all; the first wait is the one the contract gives for the attempt after those made.
     """
     first_wait_ms = settings.retry_initial_delay_ms * settings.retry_backoff_factor**attempts_made
     return AsyncRetrying(
@@ -28,6 +36,6 @@ def request_retrying(settings: Settings, *, attempts_made: int) -> AsyncRetrying
             exp_base=settings.retry_backoff_factor,
             max=settings.retry_max_delay_ms / 1000,
         ),
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(retry_on),
         reraise=True,
     )

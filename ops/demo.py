@@ -14,20 +14,29 @@ import statistics
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from consumers.app import run_consumer
 from consumers.screening import sign
-from ops.emit import request_producer
+from ops.emit import key_of, request_producer
 from ops.migrate import migrate_database, migrate_topics
 from ops.seed import Population, seed_population
 from schemas.dead_letter import DeadLetterHeaders
@@ -118,7 +127,9 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
     )
 
 
-async def _read_all(settings: Settings, topic: str, expect: int, wait_s: float) -> list[bytes]:
+@asynccontextmanager
+async def _reader(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A group-less read_committed reader of `topic` from its first record."""
     consumer = AIOKafkaConsumer(
         topic,
         **settings.kafka_client_options(),
@@ -127,36 +138,23 @@ async def _read_all(settings: Settings, topic: str, expect: int, wait_s: float) 
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    values: list[bytes] = []
     try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def _read_all(
+    settings: Settings, topic: str, expect: int, wait_s: float
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Records of `topic` until `expect` of them or `wait_s` seconds."""
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    async with _reader(settings, topic) as consumer:
         deadline = time.monotonic() + wait_s
-        while len(values) < expect and time.monotonic() < deadline:
+        while len(found) < expect and time.monotonic() < deadline:
             for records in (await consumer.getmany(timeout_ms=300)).values():
-                values.extend(r.value or b"" for r in records)
-        return values
-    finally:
-        await consumer.stop()
-
-
-async def _read_dead_letters(settings: Settings, expect: int) -> Counter[str]:
-    consumer = AIOKafkaConsumer(
-        settings.topic_dlq,
-        **settings.kafka_client_options(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    reasons: Counter[str] = Counter()
-    try:
-        deadline = time.monotonic() + 30
-        while sum(reasons.values()) < expect and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                for record in records:
-                    reasons[DeadLetterHeaders.from_kafka(list(record.headers)).reason.value] += 1
-        return reasons
-    finally:
-        await consumer.stop()
+                found.extend(records)
+    return found
 
 
 async def run_demo(
@@ -212,14 +210,11 @@ async def run_demo(
                         chunk = min(200, requests - index)
                         plan_requests(population, chunk, key_bytes, rng, plan)
                     value, headers = plan.values[index]
-                    key = None
-                    if value is not None:
-                        try:
-                            key = json.loads(value)["store_id"].encode()
-                        except (ValueError, KeyError):
-                            key = b"malformed"
                     await producer.send(
-                        settings.topic_requests, value=value, key=key, headers=headers
+                        settings.topic_requests,
+                        value=value,
+                        key=key_of(value) if value is not None else None,
+                        headers=headers,
                     )
                     if index % 100 == 99 or index == requests - 1:
                         progress.update(sending, completed=index + 1)
@@ -237,12 +232,14 @@ async def run_demo(
     finally:
         stop.set()
         await asyncio.gather(consumer, stream)
-    dead = await _read_dead_letters(
-        settings, sum(1 for o in outcomes if o.status in (Status.REJECTED, Status.FAILED))
+    refused = sum(1 for o in outcomes if o.status in (Status.REJECTED, Status.FAILED))
+    dead = Counter(
+        DeadLetterHeaders.from_kafka(list(r.headers)).reason.value
+        for r in await _read_all(settings, settings.topic_dlq, refused, wait_s=30)
     )
     alerts = [
-        Alert.model_validate_json(v)
-        for v in await _read_all(settings, settings.topic_alerts, 10_000, wait_s=3)
+        Alert.model_validate_json(r.value or b"")
+        for r in await _read_all(settings, settings.topic_alerts, 10_000, wait_s=3)
     ]
     return _summary(console, settings, plan, outcomes, dead, alerts, elapsed)
 
@@ -252,23 +249,13 @@ async def _follow_outcomes(
     expect: int,
     into: list[PublishOutcome],
     progress: Progress,
-    task: object,
+    task: TaskID,
 ) -> None:
-    consumer = AIOKafkaConsumer(
-        settings.topic_outcomes,
-        **settings.kafka_client_options(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
+    async with _reader(settings, settings.topic_outcomes) as consumer:
         while len(into) < expect:
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 into.extend(PublishOutcome.model_validate_json(r.value or b"") for r in records)
-            progress.update(task, completed=len(into))  # type: ignore[arg-type]
-    finally:
-        await consumer.stop()
+            progress.update(task, completed=len(into))
 
 
 def _summary(
