@@ -99,11 +99,10 @@ class Child:
         self.log_path = workdir / f"{name}.log"
         self._scanned = 0
         self.errors: list[str] = []
-        inherited = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ops.cli", command],
-                env={**inherited, **settings.as_environment()},
+                env=settings.child_environment(),
                 cwd=workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -166,6 +167,16 @@ class Settings(BaseSettings):
                 value = ",".join(value)
             env[name.upper()] = str(value)
         return env
+
+    def child_environment(self) -> dict[str, str]:
+        """The environment for a child process that must run with exactly these settings:
+        this process's variables, less any setting, plus these settings."""
+        inherited = {
+            name: value
+            for name, value in os.environ.items()
+            if name.lower() not in type(self).model_fields
+        }
+        return {**inherited, **self.as_environment()}
 
     def dsn(self) -> str:
         return self.database_url.get_secret_value()

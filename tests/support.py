@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -195,12 +194,6 @@ async def outcomes_by_request(
     return {o.request_event_id: o for o in outcomes_of(records)}
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process read these same settings."""
-    inherited = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    return {**inherited, **settings.as_environment()}
-
-
 class ConsumerProcess:
     """`store-publish consume` as a child process, its JSON log lines captured."""
 
@@ -213,7 +206,7 @@ class ConsumerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ops.cli", "consume"],
-            env=settings_env(self._settings),
+            env=self._settings.child_environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

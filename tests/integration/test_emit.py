@@ -12,7 +12,7 @@ import pytest
 
 from consumers.screening import sign
 from schemas.settings import Settings
-from tests.support import read_topic, request_body, seed_creator, settings_env
+from tests.support import read_topic, request_body, seed_creator
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def _emit(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ops.cli", "emit", *args],
-        env={**settings_env(settings), "EVENT_SIGNING_SECRET": "emit-secret"},
+        env={**settings.child_environment(), "EVENT_SIGNING_SECRET": "emit-secret"},
         input=stdin,
         capture_output=True,
         text=True,
