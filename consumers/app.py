@@ -141,11 +141,7 @@ class PublishConsumer:
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
     ) -> None:
         async with self._in_flight:
-            outcomes = await asyncio.gather(
-                *(self._process_partition(tp, records) for tp, records in batches.items()),
-                return_exceptions=True,
-            )
-        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            errors = await self._decide_and_commit(batches)
         if any(isinstance(error, PublishingPaused) for error in errors):
             self._set_paused(True, "publishing paused")
         unavailable = [error for error in errors if isinstance(error, DatabaseUnavailable)]
@@ -166,55 +162,98 @@ class PublishConsumer:
             # The batches went back to Kafka; give the broker a moment before trying again.
             await _sleep_or_stop(stop, 1.0)
 
-    async def _process_partition(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> None:
-        claim = self._ownership.claim_for(tp, records[0].offset)
-        if claim is None:
-            return
-        now = datetime.now(UTC)
-        first_offset = records[0].offset
-        self._metrics.batch_size.observe(len(records))
+    async def _decide_and_commit(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> list[BaseException]:
+        """Each partition's batch transaction, side by side, then one Kafka transaction for
+        every batch decided. Returns the errors of the batches handed back."""
         try:
-            results = await self._handler.handle([inbound(r, now) for r in records], claim)
-        except PartitionLost:
-            log.warning("Partition claimed by another consumer", partition=tp.partition)
-            await self._ownership.drop(tp)
-            return
-        except BaseException:
-            self._consumer.seek(tp, first_offset)
-            raise
+            # Before the batch transactions, never after: see `Ownership.writer`.
+            writer = await self._ownership.writer()
+        except Exception as error:
+            self._hand_back(batches)
+            log.warning(
+                "Kafka writer not started, poll handed back",
+                error=f"{type(error).__name__}: {error}",
+            )
+            return [BatchHandedBack(str(error))]
+        decisions = await asyncio.gather(
+            *(self._decide_partition(tp, records) for tp, records in batches.items()),
+            return_exceptions=True,
+        )
+        errors = [d for d in decisions if isinstance(d, BaseException)]
+        assignment = self._consumer.assignment()
+        decided = {
+            tp: results
+            for tp, results in zip(batches, decisions, strict=True)
+            # Revoked meanwhile: its next owner redoes the batch from the database's records.
+            if isinstance(results, list) and tp in assignment
+        }
+        if not decided:
+            return errors
+        offsets = {tp: batches[tp][-1].offset + 1 for tp in decided}
+        outbound = [
+            record
+            for tp, results in decided.items()
+            for record in _outbound(self._settings, results)
+        ]
         try:
-            # Only now, with the claim proven in the batch transaction, may a fresh producer
-            # be initialised: a zombie that did so would fence the partition's rightful owner.
-            writer = await self._ownership.writer_for(tp)
-            if writer is None:
-                return  # revoked while the batch was on its way: its next owner takes it
             # A transaction can hang when the broker goes away mid-commit: past this bound
             # the outcome is ambiguous, and a fresh producer settles it.
             await asyncio.wait_for(
-                writer.commit(_outbound(self._settings, results), records[-1].offset + 1),
+                writer.commit(outbound, offsets),
                 timeout=self._settings.kafka_commit_timeout_ms / 1000,
             )
         except ProducerFenced:
-            # Another consumer owns the partition now; it will redo the batch idempotently.
-            log.warning("Producer fenced, partition taken over", partition=tp.partition)
-            await self._ownership.drop(tp)
-            return
+            # A partition's next owner fenced this process's id; whatever is still ours is
+            # redone idempotently, with a fresh producer, once its claim is proven again.
+            log.warning(
+                "Producer fenced, partition taken over",
+                partitions=[tp.partition for tp in decided],
+            )
+            self._hand_back({tp: batches[tp] for tp in decided})
+            await self._ownership.replace_writer()
+            return errors
         except Exception as error:
             log.warning(
                 "Kafka transaction failed, batch handed back",
-                partition=tp.partition,
-                offset=first_offset,
+                partitions=[tp.partition for tp in decided],
+                offsets=[batches[tp][0].offset for tp in decided],
                 error=f"{type(error).__name__}: {error}",
             )
-            self._consumer.seek(tp, first_offset)
-            # The next batch of this partition gets a fresh producer: its initialisation
-            # completes or aborts whatever this one left open.
-            await self._ownership.replace_writer(tp)
-            raise BatchHandedBack(str(error)) from error
-        self._ownership.committed(tp, records[-1].offset + 1)
-        self._observe(results)
+            self._hand_back({tp: batches[tp] for tp in decided})
+            # The next poll gets a fresh producer: its initialisation completes or aborts
+            # whatever this one left open.
+            await self._ownership.replace_writer()
+            return [*errors, BatchHandedBack(str(error))]
+        for tp, results in decided.items():
+            self._ownership.committed(tp, offsets[tp])
+            self._observe(results)
+        return errors
+
+    async def _decide_partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[Result] | None:
+        """The batch's results, decided and written in its database transaction; None when
+        the batch is not this consumer's to decide."""
+        claim = self._ownership.claim_for(tp, records[0].offset)
+        if claim is None:
+            return None
+        now = datetime.now(UTC)
+        self._metrics.batch_size.observe(len(records))
+        try:
+            return await self._handler.handle([inbound(r, now) for r in records], claim)
+        except PartitionLost:
+            log.warning("Partition claimed by another consumer", partition=tp.partition)
+            self._ownership.drop(tp)
+            return None
+        except BaseException:
+            self._consumer.seek(tp, records[0].offset)
+            raise
+
+    def _hand_back(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        for tp, records in batches.items():
+            self._consumer.seek(tp, records[0].offset)
 
     def _observe(self, results: list[Result]) -> None:
         """Metrics for a committed batch: counters once per label set, histograms per value."""

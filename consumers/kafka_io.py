@@ -1,49 +1,93 @@
-"""Kafka at the consumer's edge: one transactional producer per input partition.
+"""Kafka at the consumer's edge: one transactional producer per consumer process.
 
-Outcomes, dead letters and the consumer offset of a partition's batch are committed in one
-Kafka transaction, so `read_committed` readers see each batch's output exactly once.
-aiokafka's `send_offsets_to_transaction` has no KIP-447 fencing by group metadata, so the
-transactional id is per input partition: whoever is assigned the partition next initialises
-the same id, which bumps the epoch and fences a zombie that still thinks it owns it.
+A poll's outcomes, dead letters and consumer offsets, for every partition in it, are
+committed in one Kafka transaction, so `read_committed` readers see each batch's output
+exactly once. A broker spends milliseconds of CPU on each transaction (markers,
+`__transaction_state`, the offset commit), so one per poll rather than one per partition.
+
+aiokafka's `send_offsets_to_transaction` has no KIP-447 fencing by group metadata. Fencing
+goes through the database instead: each partition's claim records the transactional id of
+the process that holds it, and whoever claims the partition next initialises a producer
+with that id (`fence`), which aborts its open transaction and fences it for good.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
 from consumers.outcomes import OutboundRecord
 from schemas.settings import Settings
 
 
-def transactional_id(settings: Settings, tp: TopicPartition) -> str:
-    return f"{settings.consumer_group}:{tp.topic}:{tp.partition}"
+def new_transactional_id(settings: Settings) -> str:
+    """Unique to one consumer process: a process never shares its id, so fencing it stops
+    that process alone."""
+    return f"{settings.consumer_group}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class PartitionWriter:
-    """Writes one input partition's batches transactionally, with their offsets."""
+def _producer(settings: Settings, transactional_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **settings.kafka_client_options(),
+        transactional_id=transactional_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+        # Longer than the consumer's commit timeout: a transaction it abandons is aborted by
+        # the next initialisation of the same id, not left to expire.
+        transaction_timeout_ms=max(60_000, 2 * settings.kafka_commit_timeout_ms),
+    )
 
-    def __init__(self, settings: Settings, tp: TopicPartition) -> None:
+
+async def fence(settings: Settings, transactional_id: str) -> None:
+    """Initialise `transactional_id` and let go: its open transaction is aborted (or its
+    commit completed) and any producer still using it is fenced."""
+    producer = _producer(settings, transactional_id)
+    await producer.start()
+    await producer.stop()
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Records bound for one topic partition, in order."""
+
+    tp: TopicPartition
+    records: list[OutboundRecord]
+
+
+def place(
+    records: Sequence[OutboundRecord], partitions: Mapping[str, Sequence[int]]
+) -> list[Placed]:
+    """Where a keyed send puts each record (aiokafka's default partitioner: murmur2 of the
+    key, as the Java client does), so a key's records share a partition whoever writes them."""
+    placed: dict[TopicPartition, list[OutboundRecord]] = {}
+    for record in records:
+        every = partitions[record.topic]
+        partition = DefaultPartitioner()(record.key, every, every)
+        placed.setdefault(TopicPartition(record.topic, partition), []).append(record)
+    return [Placed(tp, batch) for tp, batch in placed.items()]
+
+
+class TransactionalWriter:
+    """Writes each poll's records and offsets in one transaction."""
+
+    def __init__(self, settings: Settings, transactional_id: str) -> None:
         self._settings = settings
-        self.tp = tp
+        self.transactional_id = transactional_id
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        producer = AIOKafkaProducer(
-            **self._settings.kafka_client_options(),
-            transactional_id=transactional_id(self._settings, self.tp),
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_batch_size=256 * 1024,
-            request_timeout_ms=30_000,
-            # Longer than the consumer's commit timeout: a transaction it abandons is aborted
-            # by the next producer's initialisation, not left to expire.
-            transaction_timeout_ms=max(60_000, 2 * self._settings.kafka_commit_timeout_ms),
-        )
+        producer = _producer(self._settings, self.transactional_id)
         await producer.start()
         self._producer = producer
 
@@ -52,23 +96,43 @@ class PartitionWriter:
         if producer is not None:
             await producer.stop()
 
-    async def commit(self, records: Sequence[OutboundRecord], next_offset: int) -> None:
-        """Send the records and commit `next_offset` for the partition, all or nothing."""
+    async def commit(
+        self, records: Sequence[OutboundRecord], offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Send the records and commit `offsets` for the group, all or nothing."""
         producer = self._producer
         if producer is None:
-            raise RuntimeError(f"writer for {self.tp} is not started")
+            raise RuntimeError("the transactional writer is not started")
+        topics = {record.topic for record in records}
+        partitions = {topic: sorted(await producer.partitions_for(topic)) for topic in topics}
         async with producer.transaction():
-            acks = [
-                await producer.send(
-                    record.topic, value=record.value, key=record.key, headers=list(record.headers)
+            acks = []
+            # Whole record batches rather than a send per record: the per-record path of
+            # aiokafka (partitioner, futures, accumulator) costs more than the encoding.
+            for placed in place(records, partitions):
+                batch = producer.create_batch()
+                for record in placed.records:
+                    while (
+                        batch.append(
+                            key=record.key,
+                            value=record.value,
+                            timestamp=None,
+                            headers=list(record.headers),
+                        )
+                        is None
+                    ):
+                        acks.append(
+                            await producer.send_batch(
+                                batch, placed.tp.topic, partition=placed.tp.partition
+                            )
+                        )
+                        batch = producer.create_batch()
+                acks.append(
+                    await producer.send_batch(batch, placed.tp.topic, partition=placed.tp.partition)
                 )
-                for record in records
-            ]
-            # Every send acknowledged before the offsets join the transaction: a refused
-            # dead letter aborts the batch rather than being dropped.
+            # Every batch acknowledged before the offsets join the transaction: a refused
+            # dead letter aborts the poll's output rather than being dropped.
             for failure in await asyncio.gather(*acks, return_exceptions=True):
                 if isinstance(failure, BaseException):
                     raise failure
-            await producer.send_offsets_to_transaction(
-                {self.tp: next_offset}, self._settings.consumer_group
-            )
+            await producer.send_offsets_to_transaction(dict(offsets), self._settings.consumer_group)

@@ -1,5 +1,6 @@
-"""Which input partitions this consumer may write for: its database claim, its transactional
-writer and the next offset to process, per partition, from assignment to revocation."""
+"""Which input partitions this consumer may write for, and the writer it commits with: the
+database claim and the next offset to process per partition, from assignment to revocation,
+and one transactional writer for the process."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from aiokafka.structs import TopicPartition
 
 from consumers import repository as repo
 from consumers.errors import is_transient
-from consumers.kafka_io import PartitionWriter
+from consumers.kafka_io import TransactionalWriter, fence, new_transactional_id
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.ownership")
@@ -27,8 +28,9 @@ class Ownership:
         self._settings = settings
         self._consumer = consumer
         self._pool = pool
-        self._writers: dict[TopicPartition, PartitionWriter] = {}
-        self._writers_lock = asyncio.Lock()
+        self.transactional_id = new_transactional_id(settings)
+        self._writer: TransactionalWriter | None = None
+        self._writer_lock = asyncio.Lock()
         # The next offset to process per partition: read at assignment, then as committed.
         self._next: dict[TopicPartition, int] = {}
         # Partitions whose assignment has been taken up: only their batches are processed.
@@ -43,12 +45,18 @@ class Ownership:
     async def take(self, assigned: Sequence[TopicPartition]) -> None:
         """Take up newly assigned partitions, in the order that keeps zombies out."""
         # First the database claim: from here on a zombie's batch transaction fails.
+        previous: set[str] = set()
         for tp in assigned:
-            self._claims[tp] = await self._claim(tp)
-        for tp in assigned:
-            # Initialising the partition's transactional producer waits until the previous
-            # owner's transaction, with its offset commit, is complete ...
-            await self.writer_for(tp)
+            claimed = await self._claim(tp)
+            self._claims[tp] = claimed.claim
+            if claimed.previous_transactional_id is not None:
+                previous.add(claimed.previous_transactional_id)
+        # Then the previous owners' transactional ids: initialising each one waits until its
+        # transaction, with its offset commit, is complete or aborted, and fences it ...
+        # (our own id has nothing open: a rebalance waits for the poll in flight).
+        for transactional_id in sorted(previous - {self.transactional_id}):
+            await asyncio.wait_for(fence(self._settings, transactional_id), timeout=120)
+            log.info("Previous owner fenced", transactionalId=transactional_id)
         for tp in assigned:
             # ... so the committed offset read now is stable. aiokafka has no KIP-447
             # require_stable fetch: one read before that point could be stale, and the
@@ -63,21 +71,33 @@ class Ownership:
 
     async def give_up(self, revoked: Sequence[TopicPartition]) -> None:
         for tp in revoked:
-            await self.drop(tp)
+            self.drop(tp)
 
-    async def drop(self, tp: TopicPartition) -> None:
+    def drop(self, tp: TopicPartition) -> None:
         """Stop writing for a partition, until the group assigns it again."""
         self._taken.discard(tp)
         self._next.pop(tp, None)
         self._claims.pop(tp, None)
-        writer = self._writers.pop(tp, None)
-        if writer is not None:
-            with suppress(Exception):
-                await asyncio.wait_for(writer.stop(), timeout=30)
 
-    async def replace_writer(self, tp: TopicPartition) -> None:
-        """Drop the writer (not the claim): the next batch starts a fresh producer."""
-        writer = self._writers.pop(tp, None)
+    async def writer(self) -> TransactionalWriter:
+        """The process's writer, started when missing.
+
+        Taken before a poll's batch transactions, never between them and the commit: a
+        writer initialised after a batch proved its claim could outlive a fence laid by the
+        partition's next owner in between, and commit output that owner produces too.
+        """
+        async with self._writer_lock:
+            if self._writer is None:
+                writer = TransactionalWriter(self._settings, self.transactional_id)
+                await asyncio.wait_for(writer.start(), timeout=120)
+                self._writer = writer
+            return self._writer
+
+    async def replace_writer(self) -> None:
+        """Drop the writer: the next poll starts a fresh producer with the same id, whose
+        initialisation completes or aborts whatever this one left open."""
+        async with self._writer_lock:
+            writer, self._writer = self._writer, None
         if writer is not None:
             with suppress(Exception):
                 await asyncio.wait_for(writer.stop(), timeout=30)
@@ -101,7 +121,7 @@ class Ownership:
     def next_offset(self, tp: TopicPartition) -> int | None:
         return self._next.get(tp)
 
-    async def _claim(self, tp: TopicPartition) -> repo.PartitionClaim:
+    async def _claim(self, tp: TopicPartition) -> repo.Claimed:
         """Claim the partition in the database; a rebalance cannot finish without it, so
         an unreachable database is waited for here."""
         delay = 0.1
@@ -109,7 +129,12 @@ class Ownership:
             try:
                 async with self._pool.acquire() as conn:
                     return await repo.claim_partition(
-                        conn, self._settings.consumer_group, tp.topic, tp.partition, self._owner
+                        conn,
+                        self._settings.consumer_group,
+                        tp.topic,
+                        tp.partition,
+                        self._owner,
+                        self.transactional_id,
                     )
             except Exception as error:
                 # Unreachable, or the previous owner's batch still holds the row past the
@@ -124,19 +149,7 @@ class Ownership:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.db_outage_max_backoff_ms / 1000)
 
-    async def writer_for(self, tp: TopicPartition) -> PartitionWriter | None:
-        """The partition's writer, started when missing (after a failed transaction). None
-        when the partition is no longer ours."""
-        async with self._writers_lock:
-            if tp not in self._consumer.assignment():
-                return None
-            writer = self._writers.get(tp)
-            if writer is None:
-                writer = PartitionWriter(self._settings, tp)
-                await asyncio.wait_for(writer.start(), timeout=120)
-                self._writers[tp] = writer
-            return writer
-
     async def close(self) -> None:
-        for tp in list(self._writers):
-            await self.drop(tp)
+        for tp in list(self._taken):
+            self.drop(tp)
+        await self.replace_writer()

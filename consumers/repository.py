@@ -36,23 +36,56 @@ class PartitionClaim:
     epoch: int
 
 
+@dataclass(frozen=True)
+class Claimed:
+    claim: PartitionClaim
+    # The transactional id of the partition's previous owner, to be fenced before reading
+    # the committed offset; None when the partition had no owner yet.
+    previous_transactional_id: str | None
+
+
 async def claim_partition(
-    conn: Conn, consumer_group: str, topic: str, partition: int, owner: str
-) -> PartitionClaim:
+    conn: Conn,
+    consumer_group: str,
+    topic: str,
+    partition: int,
+    owner: str,
+    transactional_id: str,
+) -> Claimed:
     """Raise the partition's epoch; waits for the batches of the previous owner in flight."""
-    epoch = await conn.fetchval(
-        """INSERT INTO partition_owners (consumer_group, topic, partition, owner)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (consumer_group, topic, partition) DO UPDATE
-              SET epoch = partition_owners.epoch + 1, owner = EXCLUDED.owner,
-                  claimed_at = now()
-        RETURNING epoch""",
-        consumer_group,
-        topic,
-        partition,
-        owner,
-    )
-    return PartitionClaim(consumer_group, topic, partition, int(epoch))
+    key = (consumer_group, topic, partition)
+    while True:
+        async with conn.transaction():
+            previous = await conn.fetchval(
+                """SELECT transactional_id FROM partition_owners
+                    WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE""",
+                *key,
+            )
+            if previous is None:
+                epoch = await conn.fetchval(
+                    """INSERT INTO partition_owners
+                              (consumer_group, topic, partition, owner, transactional_id)
+                       VALUES ($1, $2, $3, $4, $5)
+                       ON CONFLICT (consumer_group, topic, partition) DO NOTHING
+                    RETURNING epoch""",
+                    *key,
+                    owner,
+                    transactional_id,
+                )
+                if epoch is None:
+                    continue  # claimed first by someone else just now: fence them too
+            else:
+                epoch = await conn.fetchval(
+                    """UPDATE partition_owners
+                          SET epoch = epoch + 1, owner = $4, transactional_id = $5,
+                              claimed_at = now()
+                        WHERE consumer_group = $1 AND topic = $2 AND partition = $3
+                    RETURNING epoch""",
+                    *key,
+                    owner,
+                    transactional_id,
+                )
+        return Claimed(PartitionClaim(consumer_group, topic, partition, int(epoch)), previous)
 
 
 async def holds_claim(conn: Conn, claim: PartitionClaim) -> bool:
