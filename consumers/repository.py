@@ -52,40 +52,30 @@ async def claim_partition(
     owner: str,
     transactional_id: str,
 ) -> Claimed:
-    """Raise the partition's epoch; waits for the batches of the previous owner in flight."""
-    key = (consumer_group, topic, partition)
-    while True:
-        async with conn.transaction():
-            previous = await conn.fetchval(
-                """SELECT transactional_id FROM partition_owners
-                    WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE""",
-                *key,
-            )
-            if previous is None:
-                epoch = await conn.fetchval(
-                    """INSERT INTO partition_owners
-                              (consumer_group, topic, partition, owner, transactional_id)
-                       VALUES ($1, $2, $3, $4, $5)
-                       ON CONFLICT (consumer_group, topic, partition) DO NOTHING
-                    RETURNING epoch""",
-                    *key,
-                    owner,
-                    transactional_id,
-                )
-                if epoch is None:
-                    continue  # claimed first by someone else just now: fence them too
-            else:
-                epoch = await conn.fetchval(
-                    """UPDATE partition_owners
-                          SET epoch = epoch + 1, owner = $4, transactional_id = $5,
-                              claimed_at = now()
-                        WHERE consumer_group = $1 AND topic = $2 AND partition = $3
-                    RETURNING epoch""",
-                    *key,
-                    owner,
-                    transactional_id,
-                )
-        return Claimed(PartitionClaim(consumer_group, topic, partition, int(epoch)), previous)
+    """Raise the partition's epoch; waits for the batches of the previous owner in flight.
+
+    One statement, not a transaction of its own: the previous id is read and replaced under
+    the same row lock, so two claims racing for a new row still learn of each other."""
+    row = await conn.fetchrow(
+        """INSERT INTO partition_owners
+                  (consumer_group, topic, partition, owner, transactional_id)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+              SET epoch = partition_owners.epoch + 1, owner = EXCLUDED.owner,
+                  previous_transactional_id = partition_owners.transactional_id,
+                  transactional_id = EXCLUDED.transactional_id, claimed_at = now()
+        RETURNING epoch, previous_transactional_id""",
+        consumer_group,
+        topic,
+        partition,
+        owner,
+        transactional_id,
+    )
+    assert row is not None
+    return Claimed(
+        PartitionClaim(consumer_group, topic, partition, int(row["epoch"])),
+        row["previous_transactional_id"],
+    )
 
 
 async def holds_claim(conn: Conn, claim: PartitionClaim) -> bool:

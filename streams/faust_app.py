@@ -91,7 +91,7 @@ def broker_url(settings: Settings) -> str:
     return ";".join(f"kafka://{host}" for host in hosts)
 
 
-class _QuietMonitor(faust.Monitor):  # type: ignore[misc]
+class _QuietMonitor(faust.Monitor):
     """faust's Monitor without its per-message and per-event bookkeeping: it times every
     record for web views this app does not serve (web_enabled=False), a sizeable part of
     the stream's CPU per outcome. Offsets, commits and rebalances are still tracked."""
