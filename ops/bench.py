@@ -45,6 +45,7 @@ from ops.bench_load import (
     copy_database,
     create_seeded_database,
     create_topics,
+    database_url,
     delete_topics_with_prefix,
     drop_databases,
     fast_producer,
@@ -63,6 +64,7 @@ from ops.bench_probe import (
     cpu_snapshot,
     cpu_used,
     postmaster_pid,
+    stream_counted,
     wait_until,
 )
 from ops.bench_profile import Recording, py_spy, summarize
@@ -419,6 +421,12 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
         )
         say(report.pipeline.line())
 
+        say("stream alone: store-publish stream, a fresh group over the pipeline's outcomes")
+        report.stream_alone = await run_stream_alone(
+            run, run.topic("pipeline.outcomes"), expect=report.pipeline.requests
+        )
+        say(report.stream_alone.line())
+
         if options.workers > 1:
             say(f"scale-out: {options.workers} consumer processes in one group")
             report.scale_out, _ = await run_consumer_phase(
@@ -450,6 +458,62 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             await delete_topics_with_prefix(base, run.prefix)
             await drop_databases(base.dsn(), run.databases)
     return report
+
+
+async def run_stream_alone(run: Run, outcomes_topic: str, expect: int) -> PhaseFigures:
+    """The rates stream by itself, as a new group over the outcomes the pipeline phase wrote:
+    how fast this stream goes here with nothing else to share the cores with. Timed from the
+    first outcome it counts (its start, group join and table recovery excluded) to the last."""
+    phase = "stream-alone"
+    settings = run.settings(
+        phase,
+        run.topic(f"{phase}.requested"),
+        database_url(run.base.dsn(), f"bench_{run.run_id}_pipeline"),
+        topic_outcomes=outcomes_topic,
+    )
+    await create_topics(settings, [settings.topic_alerts], PARTITIONS)
+    stream = Child(f"{phase}-stream", "stream", settings, run.workdir)
+    recordings: list[Recording] = []
+    per_second: dict[int, int] = {}
+    try:
+        await wait_until(lambda: stream.logged("Rates stream started"), 120.0, "the stream")
+        recordings = _start_profiles(run, phase, [stream])
+        sources = run.cpu_sources([stream])
+        deadline = time.monotonic() + max(300.0, expect / 100)
+        first: tuple[float, dict[str, float | None], int] | None = None
+        counted = 0
+        while counted < expect:
+            stream.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the stream counted {counted:,} of {expect:,} outcomes")
+            await asyncio.sleep(0.1)
+            now_counted = await stream_counted(settings.http_host, settings.stream_http_port)
+            if now_counted is None:
+                continue
+            second = int(time.time())
+            per_second[second] = per_second.get(second, 0) + now_counted - counted
+            counted = now_counted
+            if counted and first is None:
+                first = (time.monotonic(), cpu_snapshot(sources), counted)
+        ended = time.monotonic()
+        after = cpu_snapshot(sources)
+    finally:
+        for recording in recordings:
+            recording.stop()
+        stream.stop()
+    for recording in recordings:
+        for line in summarize(recording.output).lines(recording.output.stem):
+            run.say(line)
+    assert first is not None
+    began, before, already = first
+    return PhaseFigures(
+        name=phase,
+        requests=expect - already,
+        seconds=ended - began,
+        statuses={"counted": expect - already},
+        cpu_seconds={_role(name, phase): v for name, v in cpu_used(before, after).items()},
+        per_second=sorted(per_second.items()),
+    )
 
 
 async def _baseline(run: Run, requests: list[Request]) -> PhaseFigures:

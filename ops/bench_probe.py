@@ -325,14 +325,21 @@ class LagSampler:
 
     async def _counted_lag(self) -> int | None:
         """Outcomes visible to a reader minus those the stream counted (its own counters)."""
-        if not self.stream_port:
-            return None
-        try:
-            text = await _metrics_text(self.settings.http_host, self.stream_port)
-        except (OSError, TimeoutError):
-            return None
-        counted = sum(
+        counted = await stream_counted(self.settings.http_host, self.stream_port)
+        return None if counted is None else max(self.follower.count - counted, 0)
+
+
+async def stream_counted(host: str, port: int) -> int | None:
+    """Outcome records the stream has read, by its own counters; None when it does not answer."""
+    if not port:
+        return None
+    try:
+        text = await _metrics_text(host, port)
+    except (OSError, TimeoutError):
+        return None
+    return int(
+        sum(
             _metric(text, f"store_publish_stream_{name}_total")
             for name in ("outcomes", "skipped_outcomes", "invalid_outcomes")
         )
-        return max(self.follower.count - int(counted), 0)
+    )

@@ -150,6 +150,7 @@ class Report:
     options: BenchOptions
     passthrough: PhaseFigures | None = None
     pipeline: PhaseFigures | None = None
+    stream_alone: PhaseFigures | None = None
     scale_out: PhaseFigures | None = None
     baseline: PhaseFigures | None = None
     latency: LatencyFigures | None = None
@@ -192,6 +193,7 @@ class Report:
             for name, phase in (
                 ("passthrough", self.passthrough),
                 ("pipeline", self.pipeline),
+                ("stream_alone", self.stream_alone),
                 ("scale_out", self.scale_out),
                 ("baseline", self.baseline),
                 ("latency", self.latency_phase),
@@ -206,6 +208,7 @@ class Report:
             "passthrough_events_per_s": self._rate(self.passthrough),
             "baseline_events_per_s": self._rate(self.baseline),
             "baseline_requests": self.baseline.requests if self.baseline else None,
+            "stream_alone_events_per_s": self._rate(self.stream_alone),
             "scale_out_events_per_s": self._rate(self.scale_out),
             "scale_out_workers": self.scale_out.workers if self.scale_out else None,
             "pipeline_to_passthrough": self._ratio(self.passthrough),
@@ -230,6 +233,7 @@ class Report:
         for label, phase in (
             ("passthrough", self.passthrough),
             ("pipeline", self.pipeline),
+            ("stream alone", self.stream_alone),
             (f"scale-out x{self.options.workers}", self.scale_out),
             ("baseline", self.baseline),
         ):
