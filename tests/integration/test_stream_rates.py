@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from ops.control import read_control
@@ -294,3 +295,50 @@ async def test_outcomes_of_an_aborted_transaction_are_not_counted(
         assert await wait_for_gauge(registry, "store_publish_window_outcomes", 7) == 7
         await asyncio.sleep(1.0)
         assert registry.get_sample_value("store_publish_window_outcomes") == 7
+
+
+async def test_committed_offsets_keep_up_with_many_small_transactions(
+    services: dict[str, str], database_url: str
+) -> None:
+    """Every transaction leaves a commit marker, a gap in the offsets the stream reads; its
+    committed offsets must still reach the end, not one transaction per commit interval."""
+    settings = fast(services, database_url, alert_window_seconds=120.0, topic_partitions=1)
+    await migrate_topics(settings)
+    transactions = 120
+    transactional = AIOKafkaProducer(
+        **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"
+    )
+    registry = CollectorRegistry()
+    async with running_stream(settings, registry):
+        await transactional.start()
+        try:
+            for _ in range(transactions):
+                async with transactional.transaction():
+                    await transactional.send(
+                        settings.topic_outcomes,
+                        key=b"k",
+                        value=outcome(Status.PUBLISHED).model_dump_json().encode(),
+                    )
+        finally:
+            await transactional.stop()
+        assert await wait_for_gauge(registry, "store_publish_window_outcomes", transactions) == (
+            transactions
+        )
+        # Record n is at offset 2n, its marker at 2n + 1: all read means committed 2n - 1.
+        last_record = 2 * transactions - 2
+        tp = TopicPartition(settings.topic_outcomes, 0)
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+        await admin.start()
+        try:
+            committed = -1
+            deadline = time.monotonic() + 15
+            while committed <= last_record and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                offsets = await admin.list_consumer_group_offsets(
+                    f"{settings.consumer_group}-rates", partitions=[tp]
+                )
+                committed = offsets[tp].offset if tp in offsets else -1
+        finally:
+            await admin.close()
+    # faust's own accounting advanced one transaction per one-second commit: some 15 here.
+    assert committed == last_record + 1
