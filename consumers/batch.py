@@ -249,9 +249,10 @@ class BatchHandler:
         # lock_timeout and statement_timeout are set on the pool's connections (app.py).
         async with self._pool.acquire() as conn, conn.transaction():
             phase.current = "control"
-            if not await repo.holds_claim(conn, claim):
+            standing = await repo.lock_standing(conn, claim)
+            if not standing.holds_claim:
                 raise PartitionLost(f"{claim.topic}:{claim.partition}")
-            if await repo.lock_control_paused(conn):
+            if standing.paused:
                 raise PublishingPaused
             phase.current = "load"
             stores = await repo.lock_stores(conn, [r.store_id for r in requests])

@@ -11,19 +11,9 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from consumers.decision import GatingState, StoreState
-from consumers.effects import AnalyticsRow, Effects, Publication, RecordedOutcome
+from consumers.effects import Effects
 
 Conn = asyncpg.Connection | PoolConnectionProxy
-
-
-async def lock_control_paused(conn: Conn) -> bool:
-    """Read the pause switch and hold it (FOR SHARE) until the transaction ends.
-
-    `store-publish pause` updates this row, so it waits for the batch in flight: once the
-    pause has returned, no batch publishes anything more.
-    """
-    paused = await conn.fetchval("SELECT paused FROM publish_control WHERE id FOR SHARE")
-    return bool(paused)
 
 
 @dataclass(frozen=True)
@@ -78,16 +68,33 @@ async def claim_partition(
     )
 
 
-async def holds_claim(conn: Conn, claim: PartitionClaim) -> bool:
-    """True while `claim` is the partition's current one; held (FOR SHARE) until commit."""
-    epoch = await conn.fetchval(
-        """SELECT epoch FROM partition_owners
-            WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR SHARE""",
+@dataclass(frozen=True)
+class Standing:
+    """Whether a batch may go ahead: its claim still current, publishing not paused."""
+
+    holds_claim: bool
+    paused: bool
+
+
+async def lock_standing(conn: Conn, claim: PartitionClaim) -> Standing:
+    """Read the partition's claim and the pause switch, and hold both (FOR SHARE) until the
+    transaction ends: one round trip.
+
+    A new claim of the partition waits for the batch in flight, and so does `store-publish
+    pause`, which updates the switch: once the pause has returned, no batch publishes
+    anything more.
+    """
+    row = await conn.fetchrow(
+        """SELECT (SELECT epoch FROM partition_owners
+                    WHERE consumer_group = $1 AND topic = $2 AND partition = $3
+                      FOR SHARE) AS epoch,
+                  (SELECT paused FROM publish_control WHERE id FOR SHARE) AS paused""",
         claim.consumer_group,
         claim.topic,
         claim.partition,
     )
-    return bool(epoch == claim.epoch)
+    assert row is not None
+    return Standing(holds_claim=row["epoch"] == claim.epoch, paused=bool(row["paused"]))
 
 
 async def lock_stores(conn: Conn, store_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoreState]:
@@ -153,56 +160,46 @@ async def gating_state(
     return GatingState(active, frozenset((row["user_id"], row["step_id"]) for row in done_rows))
 
 
-async def publish_stores(conn: Conn, publications: Sequence[Publication]) -> None:
-    """Make the stores public. The rows are locked by this transaction and were drafts."""
-    if not publications:
-        return
-    updated = await conn.fetch(
-        """UPDATE stores AS s
-              SET status = 'published', store_url = p.store_url, published_at = p.published_at,
-                  published_by_event_id = p.event_id, updated_at = now()
-             FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[])
-                  AS p(id, store_url, published_at, event_id)
-            WHERE s.id = p.id AND s.status = 'draft'
-        RETURNING s.id""",
+async def write_effects(conn: Conn, effects: Effects) -> None:
+    """The batch's publications, analytics rows and idempotency record, in one statement
+    (data-modifying CTEs): one round trip. The stores are locked by this transaction and
+    were drafts."""
+    publications, rows, outcomes = effects.publications, effects.analytics, effects.recorded
+    published = await conn.fetchval(
+        """WITH published AS (
+               UPDATE stores AS s
+                  SET status = 'published', store_url = p.store_url,
+                      published_at = p.published_at, published_by_event_id = p.event_id,
+                      updated_at = now()
+                 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[])
+                      AS p(id, store_url, published_at, event_id)
+                WHERE s.id = p.id AND s.status = 'draft'
+            RETURNING s.id
+           ), analytics AS (
+               INSERT INTO onboarding_events
+                      (user_id, event_type, step_id, version, metadata, correlation_id)
+               SELECT * FROM unnest($5::uuid[], $6::text[], $7::text[], $8::int[],
+                                    $9::jsonb[], $10::text[])
+           ), recorded AS (
+               INSERT INTO publish_requests
+                      (event_id, store_id, user_id, status, reason, outcome, attempts,
+                       source_partition, source_offset)
+               SELECT * FROM unnest($11::uuid[], $12::uuid[], $13::uuid[], $14::text[],
+                                    $15::text[], $16::jsonb[], $17::int[], $18::int[],
+                                    $19::bigint[])
+               ON CONFLICT (event_id) DO NOTHING
+           )
+           SELECT count(*) FROM published""",
         [p.request.store_id for p in publications],
         [p.store_url for p in publications],
         [p.published_at for p in publications],
         [p.request.event_id for p in publications],
-    )
-    if len(updated) != len(publications):
-        # The locks make this impossible; if it happens, roll back rather than guess.
-        raise RuntimeError(f"published {len(updated)} of {len(publications)} stores")
-
-
-async def insert_analytics(conn: Conn, rows: Sequence[AnalyticsRow]) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        """INSERT INTO onboarding_events
-                  (user_id, event_type, step_id, version, metadata, correlation_id)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::jsonb[],
-                                $6::text[])""",
         [r.user_id for r in rows],
         [r.event_type for r in rows],
         [r.step_id for r in rows],
         [r.version for r in rows],
         [json.dumps(r.metadata) for r in rows],
         [r.correlation_id for r in rows],
-    )
-
-
-async def record_outcomes(conn: Conn, outcomes: Sequence[RecordedOutcome]) -> None:
-    """The idempotency record, written in the same transaction as the effects it describes."""
-    if not outcomes:
-        return
-    await conn.execute(
-        """INSERT INTO publish_requests
-                  (event_id, store_id, user_id, status, reason, outcome, attempts,
-                   source_partition, source_offset)
-           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                                $6::jsonb[], $7::int[], $8::int[], $9::bigint[])
-           ON CONFLICT (event_id) DO NOTHING""",
         [o.request.event_id for o in outcomes],
         [o.request.store_id for o in outcomes],
         [o.request.user_id for o in outcomes],
@@ -213,10 +210,6 @@ async def record_outcomes(conn: Conn, outcomes: Sequence[RecordedOutcome]) -> No
         [o.partition for o in outcomes],
         [o.offset for o in outcomes],
     )
-
-
-async def write_effects(conn: Conn, effects: Effects) -> None:
-    """The batch's publications, analytics rows and idempotency record: three statements."""
-    await publish_stores(conn, effects.publications)
-    await insert_analytics(conn, effects.analytics)
-    await record_outcomes(conn, effects.recorded)
+    if published != len(publications):
+        # The locks make this impossible; if it happens, roll back rather than guess.
+        raise RuntimeError(f"published {published} of {len(publications)} stores")
