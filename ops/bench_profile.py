@@ -69,11 +69,29 @@ class ProfileSummary:
         out = [f"profile {title}: {self.samples:,} samples; top by self time"]
         out += [f"  {n / self.samples:6.1%}  {name}" for name, n in self.by_self[:top]]
         out.append(f"profile {title}: top by total time (on the stack)")
-        # The entry point, the CLI and the event loop are on nearly every stack: left out,
-        # the entries below them are the ones that say where the time goes.
-        telling = [(name, n) for name, n in self.by_total if n < 0.8 * self.samples]
+        # The entry point, the CLI and the event loop's own frames are on nearly every
+        # stack: left out, the entries below them are the ones that say where time goes.
+        telling = [(name, n) for name, n in self.by_total if not _is_scaffolding(name)]
         out += [f"  {n / self.samples:6.1%}  {name}" for name, n in telling[:top]]
         return out
+
+
+_SCAFFOLDING = (
+    "<frozen runpy>",
+    "typer/",
+    "click/",
+    "asyncio/runners.py",
+    "run_forever (asyncio/base_events.py)",
+    "run_until_complete (asyncio/base_events.py)",
+    "_run_once (asyncio/base_events.py)",
+    "ops/cli.py",
+    "streams/cli.py",
+    "(store-publish)",
+)
+
+
+def _is_scaffolding(frame: str) -> bool:
+    return any(marker in frame for marker in _SCAFFOLDING)
 
 
 def _frame(raw: str) -> str:
