@@ -265,6 +265,23 @@ class Report:
         return lines
 
 
+# A poll's outcomes share one transaction and nearly one timestamp: per second, the count
+# jumps between a whole poll and nothing, so the chart shows a short running mean.
+CHART_WINDOW_SECONDS = 5
+
+
+def rolling_mean(per_second: list[tuple[int, int]], window: int) -> tuple[list[int], list[float]]:
+    """Seconds since the first, and the mean count over the `window` seconds ending at each;
+    seconds with nothing count as zero."""
+    counts = dict(per_second)
+    start, end = per_second[0][0], per_second[-1][0]
+    series = [counts.get(second, 0) for second in range(start, end + 1)]
+    means = [
+        sum(series[max(0, i - window + 1) : i + 1]) / min(window, i + 1) for i in range(len(series))
+    ]
+    return list(range(len(series))), means
+
+
 def write_chart(report: Report, path: Path) -> None:
     """Throughput per second of each phase, and the pipeline's lag, against time."""
     import matplotlib
@@ -276,14 +293,11 @@ def write_chart(report: Report, path: Path) -> None:
     for phase in (report.passthrough, report.pipeline, report.scale_out, report.baseline):
         if phase is None or not phase.per_second:
             continue
-        start = phase.per_second[0][0]
-        top.plot(
-            [second - start for second, _ in phase.per_second],
-            [count for _, count in phase.per_second],
-            marker=".",
-            label=f"{phase.name} ({phase.events_per_s:,.0f}/s)",
-        )
-    top.set_title("throughput (records per second, by record timestamp)")
+        seconds, means = rolling_mean(phase.per_second, CHART_WINDOW_SECONDS)
+        top.plot(seconds, means, marker=".", label=f"{phase.name} ({phase.events_per_s:,.0f}/s)")
+    top.set_title(
+        f"throughput (records per second, {CHART_WINDOW_SECONDS} s mean, by record timestamp)"
+    )
     top.set_xlabel("seconds since the phase's first record")
     top.set_ylabel("records/s")
     top.legend()
