@@ -73,6 +73,10 @@ async def test_bench_small_run_reports_every_figure_and_accounts_for_every_reque
     assert 0 < figures["latency_requests"] <= 200 * 3
     assert phases["latency"]["requests"] == 200 * (3 + 1)
     assert phases["scale_out"]["workers"] == 2
+    # The stream alone counted every outcome of the pipeline phase, on its own CPU.
+    assert phases["stream_alone"]["requests"] == 2000
+    assert figures["stream_alone_events_per_s"] > 0
+    assert phases["stream_alone"]["cpu_seconds"]["stream"] is not None
     assert figures["baseline_requests"] == 200
     # The stream was watched, and caught up.
     assert phases["pipeline"]["lag"], "no lag samples"
