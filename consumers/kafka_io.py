@@ -14,8 +14,6 @@ with that id (`fence`), which aborts its open transaction and fences it for good
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,10 +26,10 @@ from consumers.outcomes import OutboundRecord
 from schemas.settings import Settings
 
 
-def new_transactional_id(settings: Settings) -> str:
-    """Unique to one consumer process: a process never shares its id, so fencing it stops
-    that process alone."""
-    return f"{settings.consumer_group}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def new_transactional_id(settings: Settings, owner: str) -> str:
+    """Unique to one consumer process (`owner` is its host and pid, and a pid is reused):
+    a process never shares its id, so fencing it stops that process alone."""
+    return f"{settings.consumer_group}:{owner}:{uuid.uuid4().hex[:8]}"
 
 
 def _producer(settings: Settings, transactional_id: str) -> AIOKafkaProducer:
@@ -70,10 +68,11 @@ def place(
 ) -> list[Placed]:
     """Where a keyed send puts each record (aiokafka's default partitioner: murmur2 of the
     key, as the Java client does), so a key's records share a partition whoever writes them."""
+    partitioner = DefaultPartitioner()
     placed: dict[TopicPartition, list[OutboundRecord]] = {}
     for record in records:
         every = partitions[record.topic]
-        partition = DefaultPartitioner()(record.key, every, every)
+        partition = partitioner(record.key, every, every)
         placed.setdefault(TopicPartition(record.topic, partition), []).append(record)
     return [Placed(tp, batch) for tp, batch in placed.items()]
 

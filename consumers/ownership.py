@@ -28,7 +28,6 @@ class Ownership:
         self._settings = settings
         self._consumer = consumer
         self._pool = pool
-        self.transactional_id = new_transactional_id(settings)
         self._writer: TransactionalWriter | None = None
         self._writer_lock = asyncio.Lock()
         # The next offset to process per partition: read at assignment, then as committed.
@@ -37,6 +36,7 @@ class Ownership:
         self._taken: set[TopicPartition] = set()
         self._claims: dict[TopicPartition, repo.PartitionClaim] = {}
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.transactional_id = new_transactional_id(settings, self._owner)
 
     @property
     def partitions(self) -> list[int]:

@@ -280,9 +280,7 @@ async def run_consumer_phase(
             run.say(
                 f"  {child.name} logged {len(child.errors)} error line(s), first: {child.errors[0]}"
             )
-    for recording in recordings:
-        for line in summarize(recording.output).lines(recording.output.stem):
-            run.say(line)
+    _say_profiles(run, recordings)
     used = cpu_used(before, after)
     if workers > 1:
         used["consumer"] = round(sum(used.get(c.name) or 0.0 for c in consumers), 2)
@@ -312,6 +310,12 @@ def _start_profiles(run: Run, phase: str, children: Sequence[Child]) -> list[Rec
         raise RuntimeError("--profile needs py-spy: pip install py-spy")
     folder.mkdir(parents=True, exist_ok=True)
     return [Recording(executable, c.process.pid, folder / f"{c.name}.txt") for c in children]
+
+
+def _say_profiles(run: Run, recordings: Sequence[Recording]) -> None:
+    for recording in recordings:
+        for line in summarize(recording.output).lines(recording.output.stem):
+            run.say(line)
 
 
 def _role(name: str, phase: str) -> str:
@@ -503,9 +507,7 @@ async def run_stream_alone(run: Run, outcomes_topic: str, expect: int) -> PhaseF
         for recording in recordings:
             recording.stop()
         stream.stop()
-    for recording in recordings:
-        for line in summarize(recording.output).lines(recording.output.stem):
-            run.say(line)
+    _say_profiles(run, recordings)
     began, before = mark
     return PhaseFigures(
         name=phase,

@@ -43,7 +43,7 @@ async def test_each_claim_returns_the_id_it_replaced_and_raises_the_epoch(
 async def test_fencing_an_id_aborts_its_open_transaction_and_refuses_its_commit(
     settings: Settings,
 ) -> None:
-    zombie_id = new_transactional_id(settings)
+    zombie_id = new_transactional_id(settings, "test-host:1")
     zombie = TransactionalWriter(settings, zombie_id)
     await zombie.start()
     producer: AIOKafkaProducer | None = zombie._producer
