@@ -34,8 +34,8 @@ from consumers.errors import (
 from consumers.metrics import ConsumerMetrics
 from consumers.outcomes import InboundRecord, OutboundRecord
 from consumers.ownership import Ownership
-from ops.control import read_control
-from ops.http import serve_health_and_metrics
+from ops.runtime.http import serve_health_and_metrics
+from ops.runtime.pause_switch import read_control
 from schemas.events import Status
 from schemas.settings import Settings
 

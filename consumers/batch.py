@@ -17,7 +17,7 @@ import structlog
 from tenacity import RetryCallState
 
 from consumers import repository as repo
-from consumers.decision import Decision, SameAs, Snapshot, Verdict, decide_batch
+from consumers.decision import Decision, Facts, SameAs, Verdict, decide_batch
 from consumers.effects import Decided, effects_of
 from consumers.errors import (
     DatabaseUnavailable,
@@ -264,7 +264,7 @@ class BatchHandler:
             )
             phase.current = "publish"
             now = datetime.now(UTC)
-            snapshot = Snapshot(users, stores, gating, settings.publish_required_steps, priors)
+            snapshot = Facts(users, stores, gating, settings.publish_required_steps, priors)
             decisions = decide_batch(requests, snapshot, now=now, base_url=settings.store_base_url)
             results = self._results(items, decisions, attempts, now)
             decided = [

@@ -38,7 +38,7 @@ class GatingState:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Facts:
     """Everything the decisions of one batch read, loaded in bulk."""
 
     users: frozenset[uuid.UUID]
@@ -135,7 +135,7 @@ def decide(
 
 def decide_batch(
     requests: Sequence[PublishRequested],
-    snapshot: Snapshot,
+    snapshot: Facts,
     *,
     now: datetime,
     base_url: str,

@@ -5,16 +5,12 @@ Pure: bytes and headers in, a parsed request or a refusal out.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from schemas.dead_letter import SIGNATURE_HEADER
 from schemas.events import PublishRequested, Reason
-
-SIGNATURE_PREFIX = "sha256="
+from schemas.signing import SIGNATURE_HEADER, signature_matches
 
 
 @dataclass(frozen=True)
@@ -24,11 +20,6 @@ class Refusal:
     reason: Reason
     error: str
     request: PublishRequested | None = None
-
-
-def sign(value: bytes, secret: bytes) -> str:
-    """The `signature` header for `value`: `sha256=` + lowercase hex HMAC-SHA256."""
-    return SIGNATURE_PREFIX + hmac.new(secret, value, hashlib.sha256).hexdigest()
 
 
 def _describe(error: ValidationError) -> str:
@@ -68,6 +59,6 @@ def screen(
         given = _signature_header(headers)
         if given is None:
             return Refusal(Reason.BAD_SIGNATURE, "signature header missing", request)
-        if not hmac.compare_digest(given, sign(value, secret).encode("ascii")):
+        if not signature_matches(value, given, secret):
             return Refusal(Reason.BAD_SIGNATURE, "signature does not match the value", request)
     return request

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from ops.control_cli import pause, resume, status
-from ops.dlq_cli import dlq_app
+from ops.oncall.dlq_commands import dlq_app
+from ops.oncall.switch_commands import pause, resume, status
 from schemas.settings import Settings
 
 app = typer.Typer(
@@ -33,13 +33,14 @@ def load_settings() -> Settings:
 @app.command()
 def migrate() -> None:
     """Bring the database schema and the topics up to date (idempotent)."""
-    from ops.migrate import migrate_database, migrate_topics
+    from ops.db.migrate import migrate_database
+    from ops.runtime.topics import ensure_topics
 
     settings = load_settings()
 
     async def run() -> None:
         applied = await migrate_database(settings.dsn())
-        created = await migrate_topics(settings)
+        created = await ensure_topics(settings)
         typer.echo(f"database: {len(applied)} migration(s) applied {applied}")
         typer.echo(f"topics: {len(created)} created {created}")
 
@@ -50,8 +51,8 @@ def migrate() -> None:
 def consume() -> None:
     """Run the publish consumer until SIGTERM or SIGINT; then drain, commit and exit 0."""
     from consumers.app import run_consumer
-    from ops.logs import configure_logging
-    from ops.signals import stop_on_signals
+    from ops.runtime.logs import configure_logging
+    from ops.runtime.signals import stop_on_signals
 
     settings = load_settings()
     configure_logging(settings.log_level)
@@ -65,9 +66,17 @@ def consume() -> None:
 @app.command()
 def stream() -> None:
     """Run the rates stream: window rates, p95 latency, alerts and the automatic pause."""
-    from streams.cli import stream_command
+    from ops.runtime.logs import configure_logging
+    from ops.runtime.signals import stop_on_signals
+    from streams.app import run_stream
 
-    stream_command()
+    settings = load_settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        await run_stream(settings, stop=stop_on_signals())
+
+    asyncio.run(run())
 
 
 @app.command()
@@ -84,7 +93,7 @@ def emit(
     ] = 0.0,
 ) -> None:
     """Send publish requests to the requests topic (signed when EVENT_SIGNING_SECRET is set)."""
-    from ops.emit import emit_lines, emit_synthetic
+    from ops.dev.emit import emit_lines, emit_synthetic
 
     settings = load_settings()
     if (source is None) == (synthetic == 0):
@@ -105,7 +114,7 @@ app.command()(status)
 
 
 def _local_services_when_unconfigured() -> None:
-    """Start `ops/services` and use it when no broker or database is configured."""
+    """Start `ops/dev/services` and use it when no broker or database is configured."""
     import os
     import subprocess
     from pathlib import Path
@@ -129,8 +138,8 @@ def demo(
     """Seed creators, run the consumer and the rates stream, send requests, print the account."""
     from rich.console import Console
 
-    from ops.demo import run_demo
-    from ops.logs import configure_logging
+    from ops.demo.story import run_demo
+    from ops.runtime.logs import configure_logging
 
     _local_services_when_unconfigured()
     settings = load_settings()
@@ -163,9 +172,10 @@ def bench(
     ] = None,
 ) -> None:
     """Throughput (passthrough, pipeline, baseline), latency at a fixed rate, CPU and lag."""
-    from ops.bench import BenchOptions, run_bench
-    from ops.bench_report import write_chart
-    from ops.logs import configure_logging
+    from ops.bench.options import BenchOptions
+    from ops.bench.report import write_chart
+    from ops.bench.run import run_bench
+    from ops.runtime.logs import configure_logging
 
     _local_services_when_unconfigured()
     settings = load_settings()

@@ -10,7 +10,6 @@ from schemas.events import Reason
 
 MAX_ERROR_BYTES = 1024
 REPLAY_COUNT_HEADER = "replay.count"
-SIGNATURE_HEADER = "signature"
 
 # Headers the pipeline adds; a replay strips these before re-sending the original headers.
 DLQ_HEADER_NAMES = (

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Where `ops/services up` puts the local broker and database; docker-compose and real
+# Where `ops/dev/services up` puts the local broker and database; docker-compose and real
 # deployments set both variables explicitly.
 LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:15432/store_publish"

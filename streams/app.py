@@ -21,12 +21,12 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from ops.control import set_paused
-from ops.http import serve_health_and_metrics
+from ops.runtime.http import serve_health_and_metrics
+from ops.runtime.pause_switch import set_paused
 from schemas.events import Alert, AlertAction, AlertState, PublishOutcome
 from schemas.settings import Settings
 from streams.alerts import Evaluation, Rule, RuleState, evaluate, rules_from_settings
-from streams.faust_app import FaustRates, RawRecord
+from streams.faust_app import FaustRates, FetchedRecord
 from streams.metrics import StreamMetrics
 from streams.rates import Geometry, Observed, Slot, Snapshot, expired, fold, snapshot
 
@@ -89,7 +89,7 @@ class RatesEngine:
         self.last_window: Snapshot | None = None
         self.last_evaluated_at: datetime | None = None
 
-    def ingest(self, records: Sequence[RawRecord]) -> None:
+    def ingest(self, records: Sequence[FetchedRecord]) -> None:
         observed: list[Observed] = []
         for record in records:
             try:
@@ -219,7 +219,7 @@ async def run_stream(
         )
         await rates.start()
         stack.push_async_callback(rates.stop)
-        log.info("Rates stream started", app_id=rates.app_id, http_port=port)
+        log.info("Rates stream started", appId=rates.app_id, httpPort=port)
         if started is not None:
             started.set()
         stopping = asyncio.create_task(stop.wait())

@@ -40,7 +40,7 @@ class StreamCrashed(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RawRecord:
+class FetchedRecord:
     partition: int
     offset: int
     value: bytes
@@ -183,7 +183,7 @@ class FaustRates:
 
     def attach(
         self,
-        on_batch: Callable[[Sequence[RawRecord]], None],
+        on_batch: Callable[[Sequence[FetchedRecord]], None],
         on_tick: Callable[[], Awaitable[object]],
         interval_seconds: float,
     ) -> None:
@@ -191,7 +191,7 @@ class FaustRates:
             async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_SECONDS):
                 on_batch(
                     [
-                        RawRecord(e.message.partition, e.message.offset, e.message.value or b"")
+                        FetchedRecord(e.message.partition, e.message.offset, e.message.value or b"")
                         for e in events
                     ]
                 )

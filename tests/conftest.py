@@ -1,7 +1,7 @@
 """Fixtures for the real broker and database.
 
 Where they come from, in order: the environment (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`);
-testcontainers when a Docker engine answers; else `ops/services up` on loopback. Under
+testcontainers when a Docker engine answers; else `ops/dev/services up` on loopback. Under
 `CI=true` a service that cannot be reached fails the run: nothing skips itself.
 
 Each test gets its own topics, consumer group and database (copied from a migrated template),
@@ -23,7 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from ops.migrate import migrate_database, migrate_topics
+from ops.db.migrate import migrate_database
+from ops.runtime.topics import ensure_topics
 from schemas.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,5 +163,5 @@ def isolated_settings(services: dict[str, str], database_url: str, **overrides: 
 async def settings(services: dict[str, str], database_url: str) -> Settings:
     """Isolated settings whose topics exist."""
     made = isolated_settings(services, database_url)
-    await migrate_topics(made)
+    await ensure_topics(made)
     return made

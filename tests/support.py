@@ -18,9 +18,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from consumers.screening import sign
 from schemas.events import PublishOutcome
 from schemas.settings import Settings
+from schemas.signing import sign
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Fault tests stop and start the broker and the database: they get a pair of their own.
 
-A second `ops/services` instance (its own SERVICES_HOME and ports) runs beside the one the
+A second `ops/dev/services` instance (its own SERVICES_HOME and ports) runs beside the one the
 other tests use, so stopping it disturbs no one else.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ops.migrate import migrate_database
+from ops.db.migrate import migrate_database
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "store_publish_fault_template"
@@ -45,7 +45,7 @@ class OwnServices:
             timeout=600,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"ops/services {' '.join(args)} failed:\n{done.stderr}")
+            raise RuntimeError(f"ops/dev/services {' '.join(args)} failed:\n{done.stderr}")
         return done.stdout
 
     def addresses(self) -> dict[str, str]:

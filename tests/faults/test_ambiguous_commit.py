@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from tests.conftest import isolated_settings
 from tests.support import (
@@ -101,7 +101,7 @@ async def test_a_commit_cut_off_from_its_answer_publishes_once_and_repeats_its_o
     await proxy.start()
     proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     settings = isolated_settings(services, proxied, topic_partitions=1)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from consumers.screening import Refusal, screen
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from schemas.events import Reason, Status
 from tests.conftest import isolated_settings
 from tests.support import (
@@ -132,7 +132,7 @@ async def test_generated_bad_input_gets_its_reason_and_good_requests_keep_flowin
     settings_ = isolated_settings(
         services, database_url, max_event_bytes=MAX_BYTES, topic_partitions=1
     )
-    await migrate_topics(settings_)
+    await ensure_topics(settings_)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from tests.conftest import isolated_settings
 from tests.faults.accounting import account
 from tests.faults.workload import (
@@ -28,7 +28,7 @@ async def test_sigkill_mid_batch_loses_nothing_and_publishes_nothing_twice(
     services: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
     settings = isolated_settings(services, database_url, topic_partitions=6)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     sent = await seed_and_send(settings, database_url, creators=5_000, requests=REQUESTS)
     rng = random.Random(11)
     consumer = ConsumerProcess(settings, tmp_path / "consumer.log")

@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import TopicPartition
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from schemas.events import Reason
 from schemas.settings import Settings
 from tests.conftest import isolated_settings
@@ -58,7 +58,7 @@ async def test_a_refused_dead_letter_keeps_its_offset_and_is_sent_once_it_can_be
     services: dict[str, str], database_url: str
 ) -> None:
     settings = isolated_settings(services, database_url, topic_partitions=1)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     # Smaller than any dead letter, yet larger than a transaction marker: the broker must
     # still be able to write the abort.
     await _set_max_message_bytes(settings, 150)

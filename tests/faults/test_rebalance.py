@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from tests.conftest import isolated_settings
 from tests.faults.accounting import account
 from tests.faults.workload import seed_and_send, wait_for_progress, wait_until_committed
@@ -24,7 +24,7 @@ async def test_joining_leaving_and_a_stalled_zombie_publish_nothing_twice(
     services: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
     settings = isolated_settings(services, database_url, topic_partitions=6)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     # Sent over about ten seconds, so the group has time to share the partitions.
     sending = asyncio.create_task(
         seed_and_send(settings, database_url, creators=5_000, requests=REQUESTS, rate=2_000)

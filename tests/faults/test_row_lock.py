@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
 from tests.conftest import isolated_settings
@@ -34,7 +34,7 @@ async def test_a_store_locked_past_the_retry_budget_fails_alone_and_holds_up_no_
         retry_initial_delay_ms=100,
         retry_max_delay_ms=400,
     )
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn)

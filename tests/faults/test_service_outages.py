@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from tests.conftest import isolated_settings
 from tests.faults.accounting import account
 from tests.faults.conftest import OwnServices
@@ -46,7 +46,7 @@ async def test_postgres_down_for_30_seconds_dead_letters_nothing_and_loses_nothi
 ) -> None:
     port = _free_port()
     settings = isolated_settings(own_addresses, own_database_url, consumer_http_port=port)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     sent = await seed_and_send(settings, own_database_url, creators=3_000, requests=REQUESTS)
     consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
     consumer.start()
@@ -84,7 +84,7 @@ async def test_broker_killed_three_times_mid_run_loses_nothing_and_doubles_nothi
     """Kafka's transactions_test recipe on the broker side: killed (SIGKILL) three times past
     20% progress, restarted each time, while requests keep arriving."""
     settings = isolated_settings(own_addresses, own_database_url)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     sending = asyncio.create_task(
         seed_and_send(settings, own_database_url, creators=3_000, requests=REQUESTS, rate=200)
     )

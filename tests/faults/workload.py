@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ops.emit import request_producer
-from ops.seed import seed_population
+from ops.dev.emit import request_producer
+from ops.dev.seed import seed_population
 from schemas.settings import Settings
 
 

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from ops.control import read_control, set_paused
-from ops.migrate import migrate_topics
+from ops.runtime.pause_switch import read_control, set_paused
+from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from streams.app import run_stream
 from tests.conftest import isolated_settings
@@ -41,7 +41,7 @@ async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(
         alert_rollback_for_seconds=0.5,
         alert_error_rate_for_seconds=0.5,
     )
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn)

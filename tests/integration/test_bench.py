@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from ops.bench import BenchOptions, run_bench
-from ops.bench_report import write_chart
+from ops.bench.options import BenchOptions
+from ops.bench.report import write_chart
+from ops.bench.run import run_bench
 from schemas.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -132,11 +132,11 @@ async def test_a_request_that_failed_is_processed_afresh_when_replayed(
 async def test_a_forged_request_cannot_take_a_genuine_requests_outcome(
     services: dict[str, str], database_url: str
 ) -> None:
-    from ops.migrate import migrate_topics
+    from ops.runtime.topics import ensure_topics
     from tests.conftest import isolated_settings
 
     signed = isolated_settings(services, database_url, event_signing_secret="s3cret-for-tests")
-    await migrate_topics(signed)
+    await ensure_topics(signed)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn)

@@ -11,7 +11,7 @@ import uuid
 import asyncpg
 import pytest
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from tests.conftest import isolated_settings
 from tests.support import (
     encode,
@@ -45,7 +45,7 @@ async def test_metrics_count_outcomes_dead_letters_and_gating_blocks_by_step(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = isolated_settings(services, database_url, consumer_http_port=port)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn)

@@ -109,9 +109,9 @@ async def test_every_missing_step_is_listed_and_a_step_without_active_definition
     settings = isolated_settings(
         services, database_url, publish_required_steps="payments,theme,email_verification"
     )
-    from ops.migrate import migrate_topics
+    from ops.runtime.topics import ensure_topics
 
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:
         # email_verification has no definition at all; theme's only version has expired.

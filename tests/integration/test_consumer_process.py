@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
 from tests.conftest import isolated_settings
@@ -45,7 +45,7 @@ def _sh(command: str, log: Path) -> str:
 async def test_bad_input_gets_its_reason_a_dead_letter_and_the_consumer_keeps_going(
     services: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
-    from consumers.screening import sign
+    from schemas.signing import sign
 
     settings = isolated_settings(
         services,
@@ -54,7 +54,7 @@ async def test_bad_input_gets_its_reason_a_dead_letter_and_the_consumer_keeps_go
         publish_required_steps="payments,theme",
         topic_partitions=1,
     )
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn, ("payments", "theme"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from consumers.screening import sign
 from schemas.settings import Settings
+from schemas.signing import sign
 from tests.support import read_topic, request_body, seed_creator
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
 from tests.conftest import isolated_settings
@@ -27,7 +27,7 @@ async def test_unreadable_gating_state_fails_closed_with_gating_unavailable(
     services: dict[str, str], database_url: str
 ) -> None:
     settings = isolated_settings(services, database_url, topic_partitions=1, db_lock_timeout_ms=100)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn)

@@ -1,4 +1,4 @@
-"""The foundation: migrations, a round trip through the broker, and `ops/services` itself."""
+"""The foundation: migrations, a round trip through the broker, and `ops/dev/services` itself."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from ops.migrate import MigrationDrift, load_migrations, migrate_database
+from ops.db.migrate import MigrationDrift, load_migrations, migrate_database
 from schemas.settings import Settings
 from tests.support import producer_for
 

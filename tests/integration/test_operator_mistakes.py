@@ -11,7 +11,7 @@ import uuid
 import asyncpg
 import pytest
 
-from ops.dlq_errors import ExitCode
+from ops.oncall.exit_codes import ExitCode
 from schemas.events import Reason
 from schemas.settings import Settings
 from tests.conftest import _with_database

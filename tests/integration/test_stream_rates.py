@@ -18,8 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from ops.control import read_control
-from ops.migrate import migrate_topics
+from ops.runtime.pause_switch import read_control
+from ops.runtime.topics import ensure_topics
 from schemas.events import Alert, AlertState, PublishOutcome, Reason, Status
 from schemas.settings import Settings
 from streams.alerts import (
@@ -155,7 +155,7 @@ async def test_a_scripted_degradation_fires_every_alert_then_resolves_it(
     services: dict[str, str], database_url: str
 ) -> None:
     settings = fast(services, database_url)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     # Degraded: 30% failed, 60% gated, 40% retried, p95 15 s. Then healthy.
     degraded = [
         *(outcome(Status.FAILED, attempts=3, latency_ms=15_000.0) for _ in range(3)),
@@ -226,7 +226,7 @@ async def test_no_alert_on_a_window_with_too_few_outcomes(
     services: dict[str, str], database_url: str
 ) -> None:
     settings = fast(services, database_url, alert_min_events=50)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     registry = CollectorRegistry()
     async with running_stream(settings, registry), producer_for(settings) as producer:
         await send_outcomes(
@@ -245,7 +245,7 @@ async def test_a_restarted_worker_resumes_with_its_counts(
     services: dict[str, str], database_url: str
 ) -> None:
     settings = fast(services, database_url, alert_window_seconds=120.0, alert_min_events=1000)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     async with producer_for(settings) as producer:
         await send_outcomes(
             producer,
@@ -271,7 +271,7 @@ async def test_outcomes_of_an_aborted_transaction_are_not_counted(
     services: dict[str, str], database_url: str
 ) -> None:
     settings = fast(services, database_url, alert_window_seconds=120.0)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     transactional = AIOKafkaProducer(
         **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"
     )
@@ -303,7 +303,7 @@ async def test_committed_offsets_keep_up_with_many_small_transactions(
     """Every transaction leaves a commit marker, a gap in the offsets the stream reads; its
     committed offsets must still reach the end, not one transaction per commit interval."""
     settings = fast(services, database_url, alert_window_seconds=120.0, topic_partitions=1)
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     transactions = 120
     transactional = AIOKafkaProducer(
         **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"

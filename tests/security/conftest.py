@@ -1,6 +1,6 @@
 """A broker of their own for the Kafka security tests: SASL_SSL (SCRAM-SHA-512) beside PLAINTEXT.
 
-`KAFKA_SECURE=1 ops/services kafka-start` in its own SERVICES_HOME (.cache/secure) and ports,
+`KAFKA_SECURE=1 ops/dev/services kafka-start` in its own SERVICES_HOME (.cache/secure) and ports,
 so the broker the other tests use is never restarted with other listeners. Only the broker is
 its own: the database under test is not what these tests guard, so each test takes a fresh
 one from the shared PostgreSQL (`database_url`), as the integration tests do.
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class SecureBroker:
-    """Where the secure listener is and the credentials `ops/services env` printed for it."""
+    """Where the secure listener is and the credentials `ops/dev/services env` printed for it."""
 
     bootstrap_servers: str
     username: str

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
-from ops.migrate import migrate_topics
+from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from schemas.settings import Settings
 from tests.security.conftest import SecureBroker, secure_settings
@@ -99,7 +99,7 @@ async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
 ) -> None:
     settings = secure_settings(services, database_url, secure_broker, event_signing_secret=SECRET)
     assert settings.kafka_client_options()["security_protocol"] == "SASL_SSL"
-    created = await migrate_topics(settings)
+    created = await ensure_topics(settings)
     assert sorted(created) == sorted(
         [
             settings.topic_requests,
@@ -156,7 +156,7 @@ async def test_broker_certificate_from_an_unknown_ca_is_refused(
     stranger = secure_settings(
         services, database_url, secure_broker, kafka_ssl_cafile=str(_stranger_ca(tmp_path))
     )
-    # No CA file: the system's trust store, which has never heard of ops/services' CA.
+    # No CA file: the system's trust store, which has never heard of ops/dev/services' CA.
     system = secure_settings(services, database_url, secure_broker, kafka_ssl_cafile=None)
 
     for settings in (stranger, system):
@@ -187,7 +187,7 @@ async def test_scram_password_never_appears_in_the_consumer_log(
     settings = secure_settings(
         services, database_url, secure_broker, event_signing_secret=SECRET, log_level="DEBUG"
     )
-    await migrate_topics(settings)
+    await ensure_topics(settings)
     body = await _seed_ready_creator(database_url)
     consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
     consumer.start()

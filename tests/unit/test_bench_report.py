@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.bench_report import rolling_mean
+from ops.bench.report import rolling_mean
 
 
 def test_empty_seconds_count_as_zero_in_the_running_mean() -> None:

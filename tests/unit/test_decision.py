@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.decision import (
+    Facts,
     GatingState,
     Repeat,
     SameAs,
-    Snapshot,
     StoreState,
     Verdict,
     decide,
@@ -238,8 +238,8 @@ def snapshot(
     stores: Sequence[StoreState] = (),
     users: frozenset[uuid.UUID] = frozenset({OWNER, STRANGER}),
     prior: dict[uuid.UUID, str] | None = None,
-) -> Snapshot:
-    return Snapshot(
+) -> Facts:
+    return Facts(
         users=users,
         stores={s.id: s for s in (stores or (store(),))},
         gating=gating(),
@@ -248,7 +248,7 @@ def snapshot(
     )
 
 
-def batch(requests: Sequence[PublishRequested], snap: Snapshot | None = None) -> list[object]:
+def batch(requests: Sequence[PublishRequested], snap: Facts | None = None) -> list[object]:
     return list(decide_batch(requests, snap or snapshot(), now=NOW, base_url=BASE_URL))
 
 
@@ -396,7 +396,7 @@ def test_any_request_gets_one_contract_status_and_reason_and_missing_steps_iff_g
 def test_a_batch_decides_every_request_once_and_publishes_each_store_at_most_once(
     requests: list[PublishRequested], store_state: StoreState, prior: dict[uuid.UUID, str]
 ) -> None:
-    snap = Snapshot(
+    snap = Facts(
         users=frozenset({OWNER, STRANGER}),
         stores={STORE: store_state},
         gating=gating(user_id=store_state.owner_id),

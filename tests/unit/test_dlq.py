@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ops.control_cli import operator_name
-from ops.dlq import DeadLetter, Filters, latest_by_request, parse_moment, select
-from ops.dlq_reader import RawRecord
-from ops.dlq_render import decoded_value, safe
-from ops.dlq_replay import Verdict, plan_replay, replay_headers
-from ops.dlq_stats import dead_letter_stats
-from ops.status import consumer_lag
+from ops.oncall.dead_letters import DeadLetter, Filters, latest_by_request, parse_moment, select
+from ops.oncall.render import decoded_value, safe
+from ops.oncall.replay import ReplayVerdict, plan_replay, replay_headers
+from ops.oncall.stats import dead_letter_stats
+from ops.oncall.status import consumer_lag
+from ops.oncall.switch_commands import operator_name
+from ops.oncall.topic_reader import RawRecord
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason
 
@@ -133,17 +133,20 @@ def test_reasons_that_cannot_succeed_on_replay_are_refused_unless_forced(
 ) -> None:
     records = [letter(1, reason)]
     assert plan_replay(records, records, max_replays=3, force=False).selected[0][1] is (
-        Verdict.REFUSED
+        ReplayVerdict.REFUSED
     )
-    assert plan_replay(records, records, max_replays=3, force=True).selected[0][1] is Verdict.SEND
+    assert (
+        plan_replay(records, records, max_replays=3, force=True).selected[0][1]
+        is ReplayVerdict.SEND
+    )
 
 
 def test_a_request_replayed_the_maximum_number_of_times_is_parked_unless_forced() -> None:
     records = [letter(1, replays=2, value=b"a"), letter(2, replays=3, value=b"b")]
     plan = plan_replay(records, records, max_replays=3, force=False)
-    assert [found for _record, found in plan.selected] == [Verdict.SEND, Verdict.PARKED]
+    assert [found for _record, found in plan.selected] == [ReplayVerdict.SEND, ReplayVerdict.PARKED]
     forced = plan_replay(records, records, max_replays=3, force=True)
-    assert [found for _record, found in forced.selected] == [Verdict.SEND, Verdict.SEND]
+    assert [found for _record, found in forced.selected] == [ReplayVerdict.SEND, ReplayVerdict.SEND]
 
 
 def test_only_the_latest_dead_letter_of_a_request_is_replayed_even_when_forced() -> None:
@@ -154,7 +157,10 @@ def test_only_the_latest_dead_letter_of_a_request_is_replayed_even_when_forced()
     assert latest_by_request(everything)[older.request_identity] == newer
     # Selected alone (by a filter that misses the later copy), the older copy still yields.
     plan = plan_replay([older, other], everything, max_replays=3, force=True)
-    assert [found for _record, found in plan.selected] == [Verdict.SUPERSEDED, Verdict.SEND]
+    assert [found for _record, found in plan.selected] == [
+        ReplayVerdict.SUPERSEDED,
+        ReplayVerdict.SEND,
+    ]
 
 
 def test_the_same_value_under_another_key_is_another_request() -> None:

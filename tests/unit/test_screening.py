@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.screening import Refusal, screen, sign
+from consumers.screening import Refusal, screen
 from schemas.events import PublishRequested, Reason
+from schemas.signing import sign
 
 SECRET = b"s3cr3t-signing-key-for-tests"
 MAX_BYTES = 65536

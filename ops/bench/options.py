@@ -1,0 +1,21 @@
+"""What a `store-publish bench` run is asked to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    requests: int = 200_000
+    creators: int = 50_000
+    baseline: bool = False
+    baseline_requests: int = 10_000
+    rate: float = 1000.0
+    latency_seconds: float = 60.0
+    warmup_seconds: float = 2.0
+    workers: int = 1
+    keep: bool = False
+    # py-spy on the consumer and stream processes of each phase, raw stacks written here.
+    profile_dir: Path | None = None

@@ -1,0 +1,432 @@
+"""The benchmark's phases, each on fresh topics and databases of its own run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from pydantic import SecretStr
+
+from ops.bench.load import (
+    BENCH_STEPS,
+    Request,
+    copy_database,
+    database_url,
+    fast_producer,
+    preload,
+    random_kind,
+    request_for,
+)
+from ops.bench.options import BenchOptions
+from ops.bench.probes import (
+    Child,
+    CpuSources,
+    LagSampler,
+    OutcomeFollower,
+    broker_pid,
+    cpu_seconds,
+    cpu_snapshot,
+    cpu_used,
+    stream_counted,
+    wait_until,
+)
+from ops.bench.profile import Recording, py_spy, summarize
+from ops.bench.report import LatencyFigures, PhaseFigures
+from ops.dev.seed import Population
+from ops.runtime.pause_switch import set_paused
+from ops.runtime.topics import create_topics
+from schemas.settings import Settings
+
+PARTITIONS = 6
+
+
+@dataclass
+class Run:
+    """One benchmark run's names, inputs and the things to clean up."""
+
+    base: Settings
+    options: BenchOptions
+    say: Callable[[str], None]
+    run_id: str = field(
+        default_factory=lambda: datetime.now(UTC).strftime("%m%d%H%M%S") + uuid.uuid4().hex[:4]
+    )
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
+    databases: list[str] = field(default_factory=list)
+    population: Population | None = None
+    pg_pid: int | None = None
+
+    @property
+    def prefix(self) -> str:
+        return f"bench.{self.run_id}."
+
+    @property
+    def template(self) -> str:
+        return f"bench_{self.run_id}_seed"
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def settings(self, phase: str, requests_topic: str, dsn: str, **extra: object) -> Settings:
+        return self.base.model_copy(
+            update={
+                "database_url": SecretStr(dsn),
+                "topic_requests": requests_topic,
+                "topic_outcomes": self.topic(f"{phase}.outcomes"),
+                "topic_dlq": self.topic(f"{phase}.dlq"),
+                "topic_alerts": self.topic(f"{phase}.alerts"),
+                "topic_partitions": PARTITIONS,
+                "consumer_group": self.topic(phase),
+                "publish_required_steps": BENCH_STEPS,
+                "consumer_http_port": 0,
+                "stream_http_port": _free_port(),
+                **extra,
+            }
+        )
+
+    def cpu_sources(self, children: Sequence[Child]) -> CpuSources:
+        sources: dict[str, Callable[[], float | None]] = {c.name: c.cpu for c in children}
+        kafka = broker_pid()
+        if kafka is not None:
+            sources["broker"] = lambda: cpu_seconds(kafka)
+        pg = self.pg_pid
+        if pg is not None:
+            sources["postgres"] = lambda: cpu_seconds(pg, with_children=True)
+        sources["bench"] = lambda: cpu_seconds(os.getpid())
+        return sources
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def run_passthrough(run: Run, topic: str, count: int) -> PhaseFigures:
+    """Copy `count` records from `topic` to another, as fast as aiokafka goes."""
+    settings = run.base
+    target = run.topic("passthrough.copy")
+    await create_topics(settings, [target], PARTITIONS)
+    sources = run.cpu_sources([])
+    consumer = AIOKafkaConsumer(
+        topic,
+        **settings.kafka_client_options(),
+        group_id=run.topic("passthrough"),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    producer = fast_producer(settings, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    try:
+        before = cpu_snapshot(sources)
+        first: float | None = None
+        pending: list[asyncio.Future[Any]] = []
+        per_second: dict[int, int] = {}
+        while len(pending) < count:
+            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            if batches and first is None:
+                first = time.time()
+            for records in batches.values():
+                for record in records:
+                    pending.append(
+                        await producer.send(
+                            target, value=record.value, key=record.key, headers=list(record.headers)
+                        )
+                    )
+            second = int(time.time())
+            per_second[second] = per_second.get(second, 0) + sum(map(len, batches.values()))
+        await asyncio.gather(*pending)
+        last = time.time()
+        used = cpu_used(before, cpu_snapshot(sources))
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    assert first is not None
+    return PhaseFigures(
+        name="passthrough",
+        requests=count,
+        seconds=last - first,
+        statuses={"copied": count},
+        cpu_seconds=used,
+        per_second=sorted(per_second.items()),
+    )
+
+
+Feed = Callable[[Settings], Coroutine[Any, Any, None]]
+
+
+async def run_consumer_phase(
+    run: Run,
+    phase: str,
+    *,
+    requests_topic: str,
+    expect: int,
+    workers: int = 1,
+    feed: Feed | None = None,
+    **extra: object,
+) -> tuple[PhaseFigures, OutcomeFollower]:
+    """The consumer(s) and the stream as child processes until `expect` outcomes are out."""
+    dsn = await copy_database(run.base.dsn(), run.template, f"bench_{run.run_id}_{phase}")
+    run.databases.append(f"bench_{run.run_id}_{phase}")
+    settings = run.settings(phase, requests_topic, dsn, **extra)
+    await create_topics(
+        settings,
+        [t for t in (requests_topic, settings.topic_outcomes, settings.topic_dlq) if t],
+        PARTITIONS,
+    )
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    await set_paused(pool, paused=True, reason="bench: waiting for the group", changed_by="bench")
+    stream = Child(f"{phase}-stream", "stream", settings, run.workdir)
+    consumers = [
+        Child(f"{phase}-consumer-{i + 1}", "consume", settings, run.workdir) for i in range(workers)
+    ]
+    children = [stream, *consumers]
+    stop = asyncio.Event()
+    follower = OutcomeFollower(settings)
+    sampler = LagSampler(settings, follower, settings.stream_http_port)
+    tasks: list[asyncio.Task[None]] = []
+    recordings: list[Recording] = []
+
+    def alive() -> None:
+        for child in children:
+            child.check_alive()
+
+    def all_assigned() -> bool:
+        alive()
+        held = [c.assigned() for c in consumers]
+        return all(held) and sum(len(h or []) for h in held) == PARTITIONS
+
+    try:
+        await wait_until(lambda: stream.logged("Rates stream started"), 120.0, "the stream")
+        await wait_until(all_assigned, 120, f"{workers} consumer(s) holding every partition")
+        tasks = [asyncio.create_task(follower.run(stop)), asyncio.create_task(sampler.run(stop))]
+        recordings = _start_profiles(run, phase, children)
+        sources = run.cpu_sources(children)
+        before = cpu_snapshot(sources)
+        await set_paused(pool, paused=False, reason=None, changed_by="bench")
+        if feed is not None:
+            tasks.append(asyncio.create_task(feed(settings)))
+        await follower.wait_for(expect, within_s=max(300.0, expect / 100), alive=alive)
+        after = cpu_snapshot(sources)
+        for recording in recordings:
+            recording.stop()
+        drain_began = time.monotonic()
+        # Let the stream count the last outcomes, so its lag is seen to come back down.
+        await asyncio.sleep(sampler.interval)
+        await _stream_caught_up(sampler, within_s=30)
+        drained_s = time.monotonic() - drain_began
+    finally:
+        for recording in recordings:
+            recording.stop()
+        await pool.close()
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for child in children:
+            child.stop()
+    for child in children:
+        if child.errors:
+            run.say(
+                f"  {child.name} logged {len(child.errors)} error line(s), first: {child.errors[0]}"
+            )
+    _say_profiles(run, recordings)
+    used = cpu_used(before, after)
+    if workers > 1:
+        used["consumer"] = round(sum(used.get(c.name) or 0.0 for c in consumers), 2)
+    start_ms = follower.first_receipt_ms
+    return (
+        PhaseFigures(
+            name=phase,
+            requests=follower.count,
+            seconds=(follower.last_timestamp_ms - start_ms) / 1000,
+            statuses=dict(follower.statuses),
+            cpu_seconds={_role(name, phase): value for name, value in used.items()},
+            per_second=sorted(follower.per_second.items()),
+            lag=sampler.samples,
+            stream_drain_seconds=round(drained_s, 2),
+            workers=workers,
+        ),
+        follower,
+    )
+
+
+def _start_profiles(run: Run, phase: str, children: Sequence[Child]) -> list[Recording]:
+    folder = run.options.profile_dir
+    executable = py_spy()
+    if folder is None:
+        return []
+    if executable is None:
+        raise RuntimeError("--profile needs py-spy: pip install py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Recording(executable, c.process.pid, folder / f"{c.name}.txt") for c in children]
+
+
+def _say_profiles(run: Run, recordings: Sequence[Recording]) -> None:
+    for recording in recordings:
+        for line in summarize(recording.output).lines(recording.output.stem):
+            run.say(line)
+
+
+def _role(name: str, phase: str) -> str:
+    return name.removeprefix(f"{phase}-")
+
+
+async def _stream_caught_up(sampler: LagSampler, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        # Counted by the stream's own counters: its committed offsets stop short of the
+        # trailing transaction markers, and faust commits past gaps slowly (see docs/bench.md).
+        last = sampler.samples[-1] if sampler.samples else None
+        if last is not None and last.outcomes and last.stream_counted_lag == 0:
+            return
+        await asyncio.sleep(0.25)
+
+
+def paced_feed(run: Run, sent: dict[str, int], rng: random.Random) -> Feed:
+    """Requests at `options.rate` per second for warm-up plus measured seconds; each request's
+    record timestamp (CreateTime) is kept by event id."""
+    options = run.options
+    total = int(options.rate * (options.warmup_seconds + options.latency_seconds))
+
+    async def feed(settings: Settings) -> None:
+        assert run.population is not None
+        # Kafka 4 clients linger 5 ms by default; the latency counts it (stamped before send).
+        producer = fast_producer(settings, linger_ms=5)
+        await producer.start()
+        try:
+            began = time.monotonic()
+            pending = []
+            for index in range(total):
+                ahead = index / options.rate - (time.monotonic() - began)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                request = request_for(settings, run.population.creators, random_kind(rng), rng)
+                stamp = int(time.time() * 1000)
+                sent[request.event_id] = stamp
+                pending.append(
+                    await producer.send(
+                        settings.topic_requests,
+                        value=request.value,
+                        key=request.key,
+                        headers=request.headers,
+                        timestamp_ms=stamp,
+                    )
+                )
+            await asyncio.gather(*pending)
+        finally:
+            await producer.stop()
+
+    return feed
+
+
+async def run_latency(run: Run, rng: random.Random) -> tuple[LatencyFigures, PhaseFigures]:
+    options = run.options
+    sent: dict[str, int] = {}
+    warmup = int(options.rate * options.warmup_seconds)
+    total = warmup + int(options.rate * options.latency_seconds)
+    figures, follower = await run_consumer_phase(
+        run,
+        "latency",
+        requests_topic=run.topic("latency.requested"),
+        expect=total,
+        feed=paced_feed(run, sent, rng),
+    )
+    ordered = sorted(sent.items(), key=lambda item: item[1])[warmup:]
+    record_ms: list[float] = []
+    visible_ms: list[float] = []
+    waiting_ms: list[float] = []
+    for event_id, stamp in ordered:
+        seen = follower.by_request.get(event_id)
+        if seen is not None:
+            record_ms.append(seen[0] - stamp)
+            visible_ms.append(seen[1] * 1000 - stamp)
+            waiting_ms.append(seen[0] - seen[2] - stamp)
+    return LatencyFigures.of(record_ms, visible_ms, waiting_ms, options), figures
+
+
+async def run_stream_alone(run: Run, outcomes_topic: str, expect: int) -> PhaseFigures:
+    """The rates stream by itself, as a new group over the outcomes the pipeline phase wrote:
+    how fast this stream goes here with nothing else to share the cores with. Timed from the
+    last moment it had counted nothing (its start, group join and table recovery excluded,
+    to within a sampling interval of 0.1 s) to the moment it had counted them all."""
+    phase = "stream-alone"
+    settings = run.settings(
+        phase,
+        run.topic(f"{phase}.requested"),
+        database_url(run.base.dsn(), f"bench_{run.run_id}_pipeline"),
+        topic_outcomes=outcomes_topic,
+    )
+    await create_topics(settings, [settings.topic_alerts], PARTITIONS)
+    stream = Child(f"{phase}-stream", "stream", settings, run.workdir)
+    recordings: list[Recording] = []
+    per_second: dict[int, int] = {}
+    try:
+        await wait_until(lambda: stream.logged("Rates stream started"), 120.0, "the stream")
+        recordings = _start_profiles(run, phase, [stream])
+        sources = run.cpu_sources([stream])
+        deadline = time.monotonic() + max(300.0, expect / 100)
+        # The last moment the stream had counted nothing yet: the clock starts there.
+        mark = (time.monotonic(), cpu_snapshot(sources))
+        counted = 0
+        while counted < expect:
+            stream.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the stream counted {counted:,} of {expect:,} outcomes")
+            await asyncio.sleep(0.1)
+            now_counted = await stream_counted(settings.http_host, settings.stream_http_port)
+            if now_counted is None:
+                continue
+            second = int(time.time())
+            per_second[second] = per_second.get(second, 0) + now_counted - counted
+            counted = now_counted
+            if not counted:
+                mark = (time.monotonic(), cpu_snapshot(sources))
+        ended = time.monotonic()
+        after = cpu_snapshot(sources)
+    finally:
+        for recording in recordings:
+            recording.stop()
+        stream.stop()
+    _say_profiles(run, recordings)
+    began, before = mark
+    return PhaseFigures(
+        name=phase,
+        requests=expect,
+        seconds=ended - began,
+        statuses={"counted": expect},
+        cpu_seconds={_role(name, phase): v for name, v in cpu_used(before, after).items()},
+        per_second=sorted(per_second.items()),
+    )
+
+
+async def run_baseline(run: Run, requests: list[Request]) -> PhaseFigures:
+    count = min(run.options.baseline_requests, len(requests))
+    topic = run.topic("baseline.requested")
+    run.say(
+        f"baseline: CONSUMER_MAX_BATCH=1 (one transaction and one awaited Kafka transaction "
+        f"per request) on the first {count:,} of the same requests"
+    )
+    await create_topics(run.base, [topic], PARTITIONS)
+    await preload(run.base, topic, requests[:count])
+    figures, _ = await run_consumer_phase(
+        run, "baseline", requests_topic=topic, expect=count, consumer_max_batch=1
+    )
+    return figures
+
+
+async def timed(say: Callable[[str], None], what: str, work: Awaitable[None]) -> None:
+    began = time.monotonic()
+    await work
+    say(f"{what} in {time.monotonic() - began:.1f} s")

@@ -1,0 +1,345 @@
+"""What the benchmark watches: CPU seconds per process, child processes, outcomes, lag.
+
+CPU comes from /proc (utime + stime; PostgreSQL adds its backends and the time of those it
+has reaped), so each figure is the process's own, whatever else shares the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from schemas.settings import Settings
+
+_TICK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after its last ")".
+    return text.rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float | None:
+    """utime + stime of `pid`; with its live children and its reaped ones when asked."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                child = _stat(int(entry.name))
+                if child is not None and child[1] == str(pid):
+                    ticks += int(child[11]) + int(child[12])
+    return ticks / _TICK
+
+
+def broker_pid() -> int | None:
+    """The broker that `ops/dev/services` started, when there is one on this machine."""
+    try:
+        pid = int((ROOT / ".cache" / "kafka.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _stat(pid) is not None else None
+
+
+async def postmaster_pid(dsn: str) -> int | None:
+    """PostgreSQL's postmaster: the parent of this connection's backend, when it is local."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Read while the backend lives: it exits with the connection.
+        fields = _stat(int(await conn.fetchval("SELECT pg_backend_pid()")))
+    finally:
+        await conn.close()
+    return int(fields[1]) if fields is not None else None
+
+
+CpuSources = Mapping[str, Callable[[], float | None]]
+
+
+def cpu_snapshot(sources: CpuSources) -> dict[str, float | None]:
+    return {name: read() for name, read in sources.items()}
+
+
+def cpu_used(
+    before: Mapping[str, float | None], after: Mapping[str, float | None]
+) -> dict[str, float | None]:
+    used: dict[str, float | None] = {}
+    for name, start in before.items():
+        end = after.get(name)
+        used[name] = round(end - start, 2) if start is not None and end is not None else None
+    return used
+
+
+class Child:
+    """`python -m ops.cli CMD` with the given settings; JSON log lines go to a file."""
+
+    def __init__(self, name: str, command: str, settings: Settings, workdir: Path) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self._scanned = 0
+        self.errors: list[str] = []
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ops.cli", command],
+                env=settings.child_environment(),
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def cpu(self) -> float | None:
+        return cpu_seconds(self.process.pid)
+
+    def log_lines(self) -> list[dict[str, object]]:
+        lines: list[dict[str, object]] = []
+        for raw in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(line, dict):
+                lines.append(line)
+        return lines
+
+    def assigned(self) -> list[int] | None:
+        """The partitions of its latest assignment; None before the first."""
+        found: list[int] | None = None
+        for line in self.log_lines():
+            if line.get("message") == "Partitions assigned":
+                parts = line.get("partitions")
+                found = [int(p) for p in parts] if isinstance(parts, list) else []
+        return found
+
+    def logged(self, message: str) -> bool:
+        return any(line.get("message") == message for line in self.log_lines())
+
+    def check_alive(self) -> None:
+        """Raise when the process has exited; keep the error lines logged since the last check."""
+        code = self.process.poll()
+        if code is not None:
+            raise RuntimeError(f"{self.name} exited with {code}; its log: {self.log_path}")
+        with self.log_path.open("rb") as log:
+            log.seek(self._scanned)
+            fresh = log.read()
+        complete = fresh[: fresh.rfind(b"\n") + 1]
+        self._scanned += len(complete)
+        for raw in complete.splitlines():
+            # A substring test first: the log holds a line per gated request. Client libraries
+            # log transient broker errors (a leader moving on a new topic) at error level and
+            # recover: they are counted and shown, and only an exit stops the run.
+            if b'"level": "error"' in raw:
+                self.errors.append(raw[:500].decode(errors="replace"))
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        return self.process.returncode
+
+
+async def wait_until(condition: Callable[[], bool], within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {within_s:.0f} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class OutcomeFollower:
+    """Reads the outcomes topic (read_committed) and keeps what the figures need."""
+
+    settings: Settings
+    count: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    first_receipt_ms: float = float("inf")
+    last_timestamp_ms: int = 0
+    last_seen: float = 0.0
+    per_second: Counter[int] = field(default_factory=Counter)
+    # request event id -> (outcome record timestamp ms, wall time the outcome became visible,
+    # the outcome's processing_ms: from the consumer's receipt to the outcome)
+    by_request: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            self.settings.topic_outcomes,
+            **self.settings.kafka_client_options(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+                now = time.time()
+                for records in batches.values():
+                    for record in records:
+                        self._take(record.timestamp, record.value or b"{}", now)
+        finally:
+            await consumer.stop()
+
+    def _take(self, timestamp_ms: int, value: bytes, seen: float) -> None:
+        body = json.loads(value)
+        self.count += 1
+        self.statuses[str(body.get("status"))] += 1
+        processing_ms = float(body.get("processing_ms") or 0)
+        self.first_receipt_ms = min(self.first_receipt_ms, timestamp_ms - processing_ms)
+        self.last_timestamp_ms = max(self.last_timestamp_ms, timestamp_ms)
+        self.last_seen = seen
+        self.per_second[timestamp_ms // 1000] += 1
+        request_id = body.get("request_event_id")
+        if isinstance(request_id, str):
+            self.by_request[request_id] = (timestamp_ms, seen, processing_ms)
+
+    async def wait_for(self, count: int, within_s: float, alive: Callable[[], None]) -> None:
+        deadline = time.monotonic() + within_s
+        next_check = 0.0
+        while self.count < count:
+            now = time.monotonic()
+            if now > deadline:
+                raise TimeoutError(f"{self.count} of {count} outcomes after {within_s:.0f} s")
+            if now >= next_check:
+                alive()
+                next_check = now + 1.0
+            await asyncio.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class LagSample:
+    seconds: float
+    consumer_lag: int | None
+    stream_lag: int | None
+    stream_counted_lag: int | None
+    outcomes: int
+
+
+async def _metrics_text(host: str, port: int) -> str:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    try:
+        writer.write(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
+        await writer.drain()
+        return (await asyncio.wait_for(reader.read(), 2)).decode("utf-8", "replace")
+    finally:
+        writer.close()
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+@dataclass
+class LagSampler:
+    """Every `interval` s: the consumer group's lag on the requests, the stream group's lag on
+    the outcomes (committed offsets against the last stable offsets), and the outcomes the
+    stream has not yet counted by its own metrics."""
+
+    settings: Settings
+    follower: OutcomeFollower
+    stream_port: int
+    interval: float = 0.5
+    samples: list[LagSample] = field(default_factory=list)
+
+    @property
+    def stream_group(self) -> str:
+        return f"{self.settings.consumer_group}-rates"  # faust's app id, its group id
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+        ends = AIOKafkaConsumer(**settings.kafka_client_options(), isolation_level="read_committed")
+        await admin.start()
+        await ends.start()
+        began = time.monotonic()
+        try:
+            # The run created both topics with `topic_partitions` partitions.
+            count = settings.topic_partitions
+            requests = [TopicPartition(settings.topic_requests, p) for p in range(count)]
+            outcomes = [TopicPartition(settings.topic_outcomes, p) for p in range(count)]
+            while not stop.is_set():
+                consumer_lag = await self._lag(admin, ends, settings.consumer_group, requests)
+                stream_lag = await self._lag(admin, ends, self.stream_group, outcomes)
+                self.samples.append(
+                    LagSample(
+                        round(time.monotonic() - began, 2),
+                        consumer_lag,
+                        stream_lag,
+                        await self._counted_lag(),
+                        self.follower.count,
+                    )
+                )
+                await asyncio.sleep(self.interval)
+        finally:
+            await ends.stop()
+            await admin.close()
+
+    async def _lag(
+        self,
+        admin: AIOKafkaAdminClient,
+        ends: AIOKafkaConsumer,
+        group: str,
+        partitions: list[TopicPartition],
+    ) -> int | None:
+        if not partitions:
+            return None
+        try:
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            end = await ends.end_offsets(partitions)
+        except Exception:  # a sample missed is a gap in the chart, not a failed run
+            return None
+        total = 0
+        for tp in partitions:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            total += max(end.get(tp, 0) - done, 0)
+        return total
+
+    async def _counted_lag(self) -> int | None:
+        """Outcomes visible to a reader minus those the stream counted (its own counters)."""
+        counted = await stream_counted(self.settings.http_host, self.stream_port)
+        return None if counted is None else max(self.follower.count - counted, 0)
+
+
+async def stream_counted(host: str, port: int) -> int | None:
+    """Outcome records the stream has read, by its own counters; None when it does not answer."""
+    if not port:
+        return None
+    try:
+        text = await _metrics_text(host, port)
+    except (OSError, TimeoutError):
+        return None
+    return int(
+        sum(
+            _metric(text, f"store_publish_stream_{name}_total")
+            for name in ("outcomes", "skipped_outcomes", "invalid_outcomes")
+        )
+    )

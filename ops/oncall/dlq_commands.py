@@ -1,0 +1,326 @@
+"""`store-publish dlq list | show | stats | replay | history`: the dead-letter topic, on call.
+
+Each command parses its flags, calls one function, prints. Exit codes: ops/dlq_errors.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.text import Text
+
+from ops.oncall.dead_letters import DeadLetter, Filters, parse_moment, select
+from ops.oncall.exit_codes import ExitCode, fail, in_database, operator_errors
+from ops.oncall.render import (
+    history_json,
+    history_table,
+    json_line,
+    plan_summary,
+    print_record,
+    record_json,
+    records_table,
+    stats_tables,
+)
+from ops.oncall.replay import (
+    ReplayPlan,
+    ReplayRecord,
+    ReplayVerdict,
+    plan_replay,
+    record_replay,
+    replay_history,
+    send_replays,
+)
+from ops.oncall.stats import dead_letter_stats
+from ops.oncall.switch_commands import operator_name
+from ops.oncall.topic_reader import read_at, read_snapshot, require_topic
+from schemas.events import Reason
+from schemas.settings import Settings
+
+dlq_app = typer.Typer(
+    help="Inspect and replay the dead-letter topic.", no_args_is_help=True, add_completion=False
+)
+
+# A progress bar from this many records on, and only on a terminal.
+_PROGRESS_FROM = 50
+# Before a real replay the selection is shown as a table up to this size (a dry run: always).
+_TABLE_UP_TO = 50
+
+ReasonOption = Annotated[
+    list[Reason] | None,
+    typer.Option("--reason", help="Only this dead-letter reason; repeat for several."),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(help="Failed at or after: a duration ago (2h, 30m, 1d) or an ISO timestamp."),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(help="Failed at or before: a duration ago (2h, 30m, 1d) or an ISO timestamp."),
+]
+StoreOption = Annotated[str | None, typer.Option("--store-id", help="Only this store (the key).")]
+CorrelationOption = Annotated[
+    str | None, typer.Option("--correlation-id", help="Only this correlation id.")
+]
+LimitOption = Annotated[
+    int | None, typer.Option(min=1, help="At most this many, oldest failure first.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+
+
+def _filters(
+    reason: list[Reason] | None,
+    since: str | None,
+    until: str | None,
+    store_id: str | None,
+    correlation_id: str | None,
+    limit: int | None,
+) -> Filters:
+    now = datetime.now(UTC)
+    moments: dict[str, datetime | None] = {}
+    for flag, text in (("--since", since), ("--until", until)):
+        try:
+            moments[flag] = parse_moment(text, now) if text is not None else None
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint=flag) from None
+    start, end = moments["--since"], moments["--until"]
+    if start is not None and end is not None and start > end:
+        raise typer.BadParameter("--since is after --until", param_hint="--since")
+    return Filters(
+        reasons=frozenset(reason or ()),
+        since=start,
+        until=end,
+        store_id=store_id,
+        correlation_id=correlation_id,
+        limit=limit,
+    )
+
+
+async def _dead_letters(settings: Settings) -> list[DeadLetter]:
+    raw = await read_snapshot(settings, settings.topic_dlq, "TOPIC_DLQ")
+    return [DeadLetter.from_raw(record) for record in raw]
+
+
+async def _plan(settings: Settings, filters: Filters, *, force: bool) -> ReplayPlan:
+    everything = await _dead_letters(settings)
+    return plan_replay(
+        select(everything, filters),
+        everything,
+        max_replays=settings.dlq_max_replays,
+        force=force,
+    )
+
+
+@dlq_app.command("list")
+def list_(
+    reason: ReasonOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    store_id: StoreOption = None,
+    correlation_id: CorrelationOption = None,
+    limit: LimitOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The dead letters matching the filters, and what `replay` would do with each."""
+    filters = _filters(reason, since, until, store_id, correlation_id, limit)
+    with operator_errors():
+        settings = Settings()
+        plan = asyncio.run(_plan(settings, filters, force=False))
+    if as_json:
+        for record, state in plan.selected:
+            typer.echo(json_line(record_json(record, state)))
+        return
+    console = Console()
+    console.print(records_table(plan.selected, f"{settings.topic_dlq}: {len(plan.selected)}"))
+    console.print(Text("replay would: ") + plan_summary(plan))
+
+
+@dlq_app.command()
+def show(
+    position: Annotated[str, typer.Argument(metavar="PARTITION:OFFSET", help="e.g. 2:1017")],
+    as_json: JsonOption = False,
+) -> None:
+    """One dead letter: its headers, its value decoded, and the error."""
+    partition_text, colon, offset_text = position.partition(":")
+    if not (colon and partition_text.isdigit() and offset_text.isdigit()):
+        raise typer.BadParameter(
+            f"{position!r} is not PARTITION:OFFSET (two numbers, e.g. 2:1017)",
+            param_hint="PARTITION:OFFSET",
+        )
+    with operator_errors():
+        settings = Settings()
+        raw = asyncio.run(
+            read_at(settings, settings.topic_dlq, int(partition_text), int(offset_text))
+        )
+    record = DeadLetter.from_raw(raw)
+    if as_json:
+        typer.echo(json_line(record_json(record)))
+        return
+    print_record(Console(), record)
+
+
+@dlq_app.command()
+def stats(
+    reason: ReasonOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    store_id: StoreOption = None,
+    correlation_id: CorrelationOption = None,
+    limit: LimitOption = None,
+    top: Annotated[int, typer.Option(min=1, help="How many top stores and errors.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Counts by reason and by hour, top stores, top errors: the pattern behind a spike."""
+    filters = _filters(reason, since, until, store_id, correlation_id, limit)
+    with operator_errors():
+        settings = Settings()
+        records = select(asyncio.run(_dead_letters(settings)), filters)
+    found = dead_letter_stats(records, top=top)
+    if as_json:
+        typer.echo(json_line(found.to_json()))
+        return
+    console = Console()
+    console.print(
+        Text(
+            f"{settings.topic_dlq}: {found.total} dead letters, {found.replayed} "
+            "of them already replays"
+        )
+    )
+    for table in stats_tables(found):
+        console.print(table)
+
+
+@dlq_app.command()
+def replay(
+    reason: ReasonOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    store_id: StoreOption = None,
+    correlation_id: CorrelationOption = None,
+    limit: LimitOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show and record what would be sent; send nothing.")
+    ] = False,
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="At most this many records per second.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Also send refused reasons and parked records (replayed too often)."),
+    ] = False,
+) -> None:
+    """Send the selected dead letters back to the requests topic, replay.count raised by one."""
+    filters = _filters(reason, since, until, store_id, correlation_id, limit)
+    console = Console()
+    operator = operator_name()
+    with operator_errors():
+        settings = Settings()
+        plan = asyncio.run(_prepare(settings, filters, force=force))
+        to_send = plan.having(ReplayVerdict.SEND)
+        if dry_run or len(plan.selected) <= _TABLE_UP_TO:
+            console.print(records_table(plan.selected, f"{settings.topic_dlq}: selected"))
+        console.print(plan_summary(plan))
+        if dry_run or not to_send:
+            done = asyncio.run(_record(settings, operator, filters, plan, dry_run=dry_run, sent=0))
+            what = "dry run: nothing sent" if dry_run else "nothing to replay"
+            console.print(Text(f"{what} (recorded as replay #{done.id})"))
+            return
+        if not yes:
+            _confirm(len(to_send), settings.topic_requests)
+        with _progress(Console(stderr=True), len(to_send)) as progress:
+            task = progress.add_task("replaying", total=len(to_send))
+            result = asyncio.run(
+                send_replays(
+                    settings,
+                    to_send,
+                    rate=rate,
+                    on_sent=lambda count: progress.update(task, completed=count),
+                )
+            )
+        done = asyncio.run(
+            _record(settings, operator, filters, plan, dry_run=False, sent=result.sent)
+        )
+        console.print(
+            Text(
+                f"sent {result.sent} of {len(to_send)} to {settings.topic_requests} "
+                f"(recorded as replay #{done.id} by {operator})"
+            )
+        )
+        if result.error is not None:
+            raise result.error
+
+
+async def _prepare(settings: Settings, filters: Filters, *, force: bool) -> ReplayPlan:
+    # Both stores must answer before anything is decided: a replay is always recorded.
+    await in_database(settings.dsn(), lambda conn: conn.execute("SELECT 1 FROM dlq_replays"))
+    await require_topic(settings, settings.topic_requests, "TOPIC_REQUESTS")
+    return await _plan(settings, filters, force=force)
+
+
+async def _record(
+    settings: Settings,
+    operator: str,
+    filters: Filters,
+    plan: ReplayPlan,
+    *,
+    dry_run: bool,
+    sent: int,
+) -> ReplayRecord:
+    async def work(conn: asyncpg.Connection) -> ReplayRecord:
+        return await record_replay(
+            conn, operator=operator, filters=filters, plan=plan, dry_run=dry_run, sent=sent
+        )
+
+    return await in_database(settings.dsn(), work)
+
+
+def _confirm(count: int, topic: str) -> None:
+    try:
+        confirmed = typer.confirm(f"Replay {count} record(s) to {topic}?", default=False)
+    except typer.Abort:
+        typer.echo()  # end the prompt's line
+        raise fail(
+            "no answer on stdin to the confirmation: nothing sent (pass --yes to replay "
+            "without asking)",
+            ExitCode.REFUSED,
+        ) from None
+    if not confirmed:
+        raise fail("not confirmed: nothing sent", ExitCode.REFUSED)
+
+
+def _progress(console: Console, total: int) -> Progress:
+    return Progress(
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=total < _PROGRESS_FROM or not console.is_terminal,
+    )
+
+
+@dlq_app.command()
+def history(
+    limit: Annotated[int, typer.Option(min=1, help="How many, most recent first.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The recorded replays and dry runs: when, by whom, which filters, how many records."""
+    with operator_errors():
+        settings = Settings()
+
+        async def work(conn: asyncpg.Connection) -> list[ReplayRecord]:
+            return await replay_history(conn, limit=limit)
+
+        found = asyncio.run(in_database(settings.dsn(), work))
+    if as_json:
+        for record in found:
+            typer.echo(json_line(history_json(record)))
+        return
+    Console().print(history_table(found))

@@ -1,0 +1,166 @@
+"""`store-publish pause | resume | status`: the partial rollback switch and the pipeline's state.
+
+Pausing flips the one row of `publish_control` (ops/control.py) that the consumer obeys:
+requests wait in Kafka, nothing is published or lost, and `resume` processes all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ops.oncall.exit_codes import in_database, operator_errors
+from ops.oncall.render import json_line, moment, safe
+from ops.oncall.status import PipelineStatus, pipeline_status
+from ops.runtime.pause_switch import ControlState, read_control, set_paused
+from schemas.events import Status
+from schemas.settings import Settings
+
+
+def operator_name(environ: Mapping[str, str] = os.environ) -> str:
+    """Who is at the keyboard: STORE_PUBLISH_OPERATOR, else the login name."""
+    for variable in ("STORE_PUBLISH_OPERATOR", "USER", "LOGNAME"):
+        if environ.get(variable, "").strip():
+            return environ[variable].strip()
+    return "unknown"
+
+
+def _ago(when: datetime) -> str:
+    seconds = max(int((datetime.now(UTC) - when).total_seconds()), 0)
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+
+
+def _describe(state: ControlState) -> Text:
+    if not state.paused:
+        head = Text("publishing: running", style="bold green")
+    else:
+        head = Text("publishing: PAUSED", style="bold red")
+        head.append("  reason: ").append_text(safe(state.reason or "(none given)"))
+    head.append(f"  since {moment(state.changed_at)} ({_ago(state.changed_at)})  by ")
+    return head.append_text(safe(state.changed_by))
+
+
+async def _switch(settings: Settings, *, paused: bool, reason: str | None, by: str) -> bool:
+    """Set the switch unless it is already so; True when it changed."""
+
+    async def work(conn: asyncpg.Connection) -> bool:
+        if (await read_control(conn)).paused == paused:
+            return False
+        await set_paused(conn, paused=paused, reason=reason, changed_by=by)
+        return True
+
+    return await in_database(settings.dsn(), work)
+
+
+async def _control(settings: Settings) -> ControlState:
+    return await in_database(settings.dsn(), read_control)
+
+
+def pause(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why publishing stops; shown by `status`.")
+    ],
+) -> None:
+    """Stop publishing (partial rollback): requests wait in Kafka until `resume`."""
+    if not reason.strip():
+        raise typer.BadParameter("give the reason in words", param_hint="--reason")
+    console = Console()
+    with operator_errors():
+        settings = Settings()
+        by = f"cli:{operator_name()}"
+        changed = asyncio.run(_switch(settings, paused=True, reason=reason.strip(), by=by))
+        state = asyncio.run(_control(settings))
+    if not changed:
+        console.print(Text("already paused; nothing changed.", style="yellow"))
+    console.print(_describe(state))
+
+
+def resume() -> None:
+    """Publish again: the requests held in Kafka while paused are processed, oldest first."""
+    console = Console()
+    with operator_errors():
+        settings = Settings()
+        by = f"cli:{operator_name()}"
+        changed = asyncio.run(_switch(settings, paused=False, reason=None, by=by))
+        state = asyncio.run(_control(settings))
+    if not changed:
+        console.print(Text("already running; nothing changed.", style="yellow"))
+    console.print(_describe(state))
+
+
+def status(
+    minutes: Annotated[
+        float, typer.Option(min=0.1, help="Outcomes over this many past minutes.")
+    ] = 5.0,
+    alerts: Annotated[int, typer.Option(min=0, help="How many recent alerts to show.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+) -> None:
+    """Paused or not (why, since when, by whom), consumer lag, recent outcomes and alerts."""
+    with operator_errors():
+        settings = Settings()
+        found = asyncio.run(pipeline_status(settings, minutes=minutes, alerts=alerts))
+    if as_json:
+        typer.echo(json_line(found.to_json()))
+        return
+    _print_status(Console(), found)
+
+
+def _print_status(console: Console, found: PipelineStatus) -> None:
+    console.print(_describe(found.control))
+    lag = Table(
+        title=f"consumer group {found.consumer_group}: lag {found.total_lag}", title_justify="left"
+    )
+    for column in ("partition", "committed", "end", "lag"):
+        lag.add_column(column, justify="right")
+    for item in found.lag:
+        committed = "-" if item.committed is None else str(item.committed)
+        lag.add_row(str(item.partition), committed, str(item.end), str(item.lag))
+    console.print(lag)
+
+    recent = found.outcomes
+    console.print(
+        Text(
+            f"last {recent.minutes:g} min: {recent.total} outcomes ({recent.per_minute:.1f}/min), "
+            f"failed {recent.share(Status.FAILED):.1%}, gated {recent.share(Status.GATED):.1%}, "
+            f"retried {recent.retry_share:.1%}"
+        )
+    )
+    if recent.counts:
+        outcomes = Table(show_header=True)
+        for column in ("status", "reason", "count", "retried"):
+            outcomes.add_column(
+                column, justify="right" if column in ("count", "retried") else "left"
+            )
+        for count in recent.counts:
+            outcomes.add_row(count.status, count.reason or "", str(count.count), str(count.retried))
+        console.print(outcomes)
+
+    firing = ", ".join(found.firing) if found.firing else "none"
+    console.print(Text(f"alerts firing: {firing}", style="bold red" if found.firing else ""))
+    if found.alerts:
+        table = Table(title="last alerts", title_justify="left")
+        for column in ("evaluated at", "alert", "state", "action", "value", "threshold"):
+            table.add_column(column)
+        for alert in found.alerts:
+            table.add_row(
+                moment(alert.evaluated_at),
+                safe(alert.alert),
+                alert.state.value,
+                alert.action.value,
+                f"{alert.value:.4g}",
+                f"{alert.threshold:.4g}",
+            )
+        console.print(table)
