@@ -8,12 +8,10 @@ a run carries the run's prefix, so a run cleans up exactly what it made.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.db.migrate import migrate_database
 from ops.dev.emit import request_headers
+from ops.dev.requests import publish_request, request_value
 from ops.dev.seed import Creator, Population, seed_population
 from schemas.settings import Settings
 
@@ -87,29 +86,27 @@ def request_for(
     settings: Settings, creators: Sequence[Creator], kind: str, rng: random.Random
 ) -> Request:
     owner, other = rng.choice(creators), rng.choice(creators)
-    event_id = str(uuid.uuid4())
-    body: dict[str, object] = {
-        "event_id": event_id,
-        "schema_version": 1,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "correlation_id": f"bench-{event_id[:12]}",
-        "user_id": str(owner.user_id),
-        "store_id": str(owner.store_id),
-        "confirm_publish": kind != "not confirmed",
-        "notify_customers": rng.random() < 0.3,
-    }
+    event_id = uuid.uuid4()
+    user_id, store_id = owner.user_id, owner.store_id
     if kind == "other user's store":
-        body["user_id"] = str(other.user_id if other != owner else uuid.uuid4())
+        user_id = other.user_id if other != owner else uuid.uuid4()
     elif kind == "unknown store":
-        body["store_id"] = str(uuid.uuid4())
+        store_id = uuid.uuid4()
     elif kind == "unknown user":
-        body["user_id"] = str(uuid.uuid4())
-    value = json.dumps(body).encode("utf-8")
+        user_id = uuid.uuid4()
+    value = request_value(
+        publish_request(
+            user_id,
+            store_id,
+            event_id=event_id,
+            correlation_id=f"bench-{str(event_id)[:12]}",
+            confirm_publish=kind != "not confirmed",
+            notify_customers=rng.random() < 0.3,
+        )
+    )
     if kind == "malformed":
         value = value[: len(value) // 2]
-    return Request(
-        str(body["store_id"]).encode(), value, request_headers(settings, value), event_id
-    )
+    return Request(str(store_id).encode(), value, request_headers(settings, value), str(event_id))
 
 
 def plan_requests(

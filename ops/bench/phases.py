@@ -270,7 +270,7 @@ def _start_profiles(run: Run, phase: str, children: Sequence[Child]) -> list[Rec
     if executable is None:
         raise RuntimeError("--profile needs py-spy: pip install py-spy")
     folder.mkdir(parents=True, exist_ok=True)
-    return [Recording(executable, c.process.pid, folder / f"{c.name}.txt") for c in children]
+    return [Recording(executable, c.pid, folder / f"{c.name}.txt") for c in children]
 
 
 def _say_profiles(run: Run, recordings: Sequence[Recording]) -> None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -23,6 +20,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from ops.dev.processes import CliProcess
+from ops.oncall.topic_reader import following
 from schemas.settings import Settings
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -91,36 +90,18 @@ def cpu_used(
     return used
 
 
-class Child:
-    """`python -m ops.cli CMD` with the given settings; JSON log lines go to a file."""
+class Child(CliProcess):
+    """A benchmarked `python -m ops.cli CMD`, started at once in `workdir`; its log there."""
 
     def __init__(self, name: str, command: str, settings: Settings, workdir: Path) -> None:
+        super().__init__(command, settings, workdir / f"{name}.log", cwd=workdir)
         self.name = name
-        self.log_path = workdir / f"{name}.log"
         self._scanned = 0
         self.errors: list[str] = []
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "ops.cli", command],
-                env=settings.child_environment(),
-                cwd=workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.start()
 
     def cpu(self) -> float | None:
-        return cpu_seconds(self.process.pid)
-
-    def log_lines(self) -> list[dict[str, object]]:
-        lines: list[dict[str, object]] = []
-        for raw in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(line, dict):
-                lines.append(line)
-        return lines
+        return cpu_seconds(self.pid)
 
     def assigned(self) -> list[int] | None:
         """The partitions of its latest assignment; None before the first."""
@@ -131,12 +112,9 @@ class Child:
                 found = [int(p) for p in parts] if isinstance(parts, list) else []
         return found
 
-    def logged(self, message: str) -> bool:
-        return any(line.get("message") == message for line in self.log_lines())
-
     def check_alive(self) -> None:
         """Raise when the process has exited; keep the error lines logged since the last check."""
-        code = self.process.poll()
+        code = self.poll()
         if code is not None:
             raise RuntimeError(f"{self.name} exited with {code}; its log: {self.log_path}")
         with self.log_path.open("rb") as log:
@@ -150,16 +128,6 @@ class Child:
             # recover: they are counted and shown, and only an exit stops the run.
             if b'"level": "error"' in raw:
                 self.errors.append(raw[:500].decode(errors="replace"))
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-        return self.process.returncode
 
 
 async def wait_until(condition: Callable[[], bool], within_s: float, what: str) -> None:
@@ -186,24 +154,15 @@ class OutcomeFollower:
     by_request: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            self.settings.topic_outcomes,
-            **self.settings.kafka_client_options(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        await consumer.start()
-        try:
+        async with following(
+            self.settings, self.settings.topic_outcomes, max_partition_fetch_bytes=4 * 1024 * 1024
+        ) as consumer:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=5000)
                 now = time.time()
                 for records in batches.values():
                     for record in records:
                         self._take(record.timestamp, record.value or b"{}", now)
-        finally:
-            await consumer.stop()
 
     def _take(self, timestamp_ms: int, value: bytes, seen: float) -> None:
         body = json.loads(value)

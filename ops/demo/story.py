@@ -7,20 +7,16 @@ sent is counted once in the outcomes, and every refusal once in the dead letters
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import secrets
 import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from rich.console import Console
@@ -37,7 +33,9 @@ from rich.table import Table
 from consumers.app import run_consumer
 from ops.db.migrate import migrate_database
 from ops.dev.emit import key_of, request_producer
+from ops.dev.requests import publish_request, request_value
 from ops.dev.seed import Population, seed_population
+from ops.oncall.topic_reader import following, read_until
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Alert, PublishOutcome, Status
@@ -77,25 +75,22 @@ def plan_demo_requests(
         if kind == "redelivered" and not sent_values:
             kind = "own store"
         owner, other = rng.choice(creators), rng.choice(creators)
-        body: dict[str, object] = {
-            "event_id": str(uuid.uuid4()),
-            "schema_version": 1,
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "correlation_id": f"demo-{uuid.uuid4().hex[:12]}",
-            "user_id": str(owner.user_id),
-            "store_id": str(owner.store_id),
-            "confirm_publish": True,
-            "notify_customers": rng.random() < 0.3,
-        }
+        user_id, store_id = owner.user_id, owner.store_id
         if kind == "other user's store":
-            body["user_id"] = str(other.user_id if other != owner else uuid.uuid4())
-        elif kind == "not confirmed":
-            body["confirm_publish"] = False
+            user_id = other.user_id if other != owner else uuid.uuid4()
         elif kind == "unknown store":
-            body["store_id"] = str(uuid.uuid4())
+            store_id = uuid.uuid4()
         elif kind == "unknown user":
-            body["user_id"] = str(uuid.uuid4())
-        value: bytes = json.dumps(body).encode()
+            user_id = uuid.uuid4()
+        value = request_value(
+            publish_request(
+                user_id,
+                store_id,
+                correlation_id=f"demo-{uuid.uuid4().hex[:12]}",
+                confirm_publish=kind != "not confirmed",
+                notify_customers=rng.random() < 0.3,
+            )
+        )
         if kind == "malformed":
             value = value[: len(value) // 2]
         elif kind == "redelivered":
@@ -126,36 +121,6 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
             "stream_http_port": 0,
         }
     )
-
-
-@asynccontextmanager
-async def _reader(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
-    """A group-less read_committed reader of `topic` from its first record."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        **settings.kafka_client_options(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop()
-
-
-async def _read_all(
-    settings: Settings, topic: str, expect: int, wait_s: float
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Records of `topic` until `expect` of them or `wait_s` seconds."""
-    found: list[ConsumerRecord[bytes, bytes]] = []
-    async with _reader(settings, topic) as consumer:
-        deadline = time.monotonic() + wait_s
-        while len(found) < expect and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                found.extend(records)
-    return found
 
 
 async def run_demo(
@@ -236,11 +201,11 @@ async def run_demo(
     refused = sum(1 for o in outcomes if o.status in (Status.REJECTED, Status.FAILED))
     dead = Counter(
         DeadLetterHeaders.from_kafka(list(r.headers)).reason.value
-        for r in await _read_all(settings, settings.topic_dlq, refused, wait_s=30)
+        for r in await read_until(settings, settings.topic_dlq, expect=refused, wait_s=30)
     )
     alerts = [
         Alert.model_validate_json(r.value or b"")
-        for r in await _read_all(settings, settings.topic_alerts, 10_000, wait_s=3)
+        for r in await read_until(settings, settings.topic_alerts, expect=10_000, wait_s=3)
     ]
     return _summary(console, settings, plan, outcomes, dead, alerts, elapsed)
 
@@ -252,7 +217,7 @@ async def _follow_outcomes(
     progress: Progress,
     task: TaskID,
 ) -> None:
-    async with _reader(settings, settings.topic_outcomes) as consumer:
+    async with following(settings, settings.topic_outcomes) as consumer:
         while len(into) < expect:
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 into.extend(PublishOutcome.model_validate_json(r.value or b"") for r in records)

@@ -9,12 +9,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import TextIO
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from ops.dev.requests import publish_request, request_value
 from schemas.settings import Settings
 from schemas.signing import SIGNATURE_HEADER, sign
 
@@ -75,18 +75,14 @@ async def emit_lines(settings: Settings, lines: TextIO, *, rate: float) -> int:
 
 
 def synthetic_request(user_id: uuid.UUID, store_id: uuid.UUID) -> bytes:
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "schema_version": 1,
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "correlation_id": f"synthetic-{uuid.uuid4().hex[:12]}",
-            "user_id": str(user_id),
-            "store_id": str(store_id),
-            "confirm_publish": True,
-            "notify_customers": random.random() < 0.5,
-        }
-    ).encode("utf-8")
+    return request_value(
+        publish_request(
+            user_id,
+            store_id,
+            correlation_id=f"synthetic-{uuid.uuid4().hex[:12]}",
+            notify_customers=random.random() < 0.5,
+        )
+    )
 
 
 async def emit_synthetic(settings: Settings, count: int, *, rate: float) -> int:

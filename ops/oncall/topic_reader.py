@@ -1,8 +1,10 @@
-"""Reading a topic as it is now: a plain consumer with no group, nothing committed.
+"""Reading a topic with a plain consumer: no group, nothing committed, read_committed.
 
-Every partition is assigned, read from its beginning (or the last `tail` records) up to the
-end offsets taken when reading starts, then the consumer stops. read_committed, so aborted
-transactions of the publish consumer never show up as dead letters.
+`read_snapshot`: every partition is assigned, read from its beginning (or the last `tail`
+records) up to the end offsets taken when reading starts, then the consumer stops.
+`following` and `read_until`: from the first record on, for records still to come (the demo
+and the tests wait for outcomes this way). read_committed, so aborted transactions of the
+publish consumer never show up as outcomes or dead letters.
 """
 
 from __future__ import annotations
@@ -11,18 +13,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from ops.oncall.exit_codes import (
-    KAFKA_TIMEOUT_MS,
-    ExitCode,
-    OperatorError,
-    missing_topic,
-    with_kafka_deadline,
-)
+from ops.command_errors import KAFKA_TIMEOUT_MS, ExitCode, OperatorError, with_kafka_deadline
+from ops.oncall.exit_codes import missing_topic
 from schemas.settings import Settings
 
 # Reading stops with an error when no partition has advanced for this long.
@@ -130,6 +128,47 @@ async def read_snapshot(
                     ExitCode.UNREACHABLE,
                 )
         return found
+
+
+@asynccontextmanager
+async def following(
+    settings: Settings, topic: str, **options: Any
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A reader of `topic` from its first record on; `options` go to the consumer."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **settings.kafka_client_options(),
+        group_id=None,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **options,
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def read_until(
+    settings: Settings, topic: str, *, expect: int, wait_s: float, settle_s: float = 0.0
+) -> list[RawRecord]:
+    """Records of `topic` from its first, until `expect` of them or `wait_s` seconds; then
+    `settle_s` longer, to catch records that should not be there."""
+    found: list[RawRecord] = []
+    async with following(settings, topic) as consumer:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while len(found) < expect and loop.time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                found.extend(_raw(r) for r in records)
+        settled = loop.time() + settle_s
+        while loop.time() < settled:
+            timeout_ms = max(int((settled - loop.time()) * 1000), 1)
+            for records in (await consumer.getmany(timeout_ms=timeout_ms)).values():
+                found.extend(_raw(r) for r in records)
+    return found
 
 
 async def read_at(settings: Settings, topic: str, partition: int, offset: int) -> RawRecord:
