@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.text import Text
 
+from ops.command_errors import ExitCode, fail, operator_errors
 from ops.oncall.dead_letters import DeadLetter, Filters, parse_moment, select
-from ops.oncall.exit_codes import ExitCode, fail, in_database, operator_errors
+from ops.oncall.exit_codes import in_database
 from ops.oncall.render import (
     history_json,
     history_table,

@@ -19,13 +19,13 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from ops.oncall.dead_letters import DeadLetter, Filters, latest_by_request
-from ops.oncall.exit_codes import (
+from ops.command_errors import (
     KAFKA_TIMEOUT_MS,
     OperatorError,
     unreachable_kafka,
     with_kafka_deadline,
 )
+from ops.oncall.dead_letters import DeadLetter, Filters, latest_by_request
 from schemas.dead_letter import REPLAY_COUNT_HEADER, original_headers
 from schemas.events import Reason
 from schemas.settings import Settings

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ops.oncall.exit_codes import in_database, operator_errors
+from ops.command_errors import operator_errors
+from ops.oncall.exit_codes import in_database
 from ops.oncall.render import json_line, moment, safe
 from ops.oncall.status import PipelineStatus, pipeline_status
 from ops.runtime.pause_switch import ControlState, read_control, set_paused
