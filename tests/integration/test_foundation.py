@@ -129,7 +129,7 @@ def _services(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "PG_PORT": os.environ.get("PROBE_PG_PORT", "15632"),
     }
     return subprocess.run(
-        [str(ROOT / "ops" / "services"), *args],
+        [str(ROOT / "ops" / "dev" / "services"), *args],
         env=env,
         capture_output=True,
         text=True,
