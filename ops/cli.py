@@ -1,14 +1,27 @@
-"""`store-publish`: the one command. Each subcommand parses its arguments and calls one function."""
+"""`store-publish`: the one command. Each subcommand parses its arguments and calls one function.
+
+Every subcommand runs inside `operator_errors()` (ops/command_errors.py): a bad setting, a
+service that does not answer or a file that cannot be read is one line on stderr and a stable
+exit code, never a traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
+from ops.command_errors import (
+    ExitCode,
+    OperatorError,
+    operator_errors,
+    reach_kafka,
+    reach_services,
+    with_kafka_deadline,
+)
 from ops.oncall.dlq_commands import dlq_app
 from ops.oncall.switch_commands import pause, resume, status
 from schemas.settings import Settings
@@ -33,18 +46,25 @@ def load_settings() -> Settings:
 @app.command()
 def migrate() -> None:
     """Bring the database schema and the topics up to date (idempotent)."""
-    from ops.db.migrate import migrate_database
+    from ops.db.migrate import MigrationDrift, migrate_database
     from ops.runtime.topics import ensure_topics
 
-    settings = load_settings()
-
-    async def run() -> None:
-        applied = await migrate_database(settings.dsn())
-        created = await ensure_topics(settings)
+    async def run(settings: Settings) -> None:
+        await reach_services(settings)  # both, before either is changed
+        try:
+            applied = await migrate_database(settings.dsn())
+        except MigrationDrift as error:
+            raise OperatorError(
+                f"{error}: restore the file; an applied migration is never edited",
+                ExitCode.NOT_SET_UP,
+            ) from error
         typer.echo(f"database: {len(applied)} migration(s) applied {applied}")
+        servers = settings.kafka_bootstrap_servers
+        created = await with_kafka_deadline(servers, ensure_topics(settings))
         typer.echo(f"topics: {len(created)} created {created}")
 
-    asyncio.run(run())
+    with operator_errors():
+        asyncio.run(run(load_settings()))
 
 
 @app.command()
@@ -54,13 +74,15 @@ def consume() -> None:
     from ops.runtime.logs import configure_logging
     from ops.runtime.signals import stop_on_signals
 
-    settings = load_settings()
-    configure_logging(settings.log_level)
+    # Services that do not answer yet are waited for by design; settings are checked here.
+    with operator_errors(quiet_kafka=False):
+        settings = load_settings()
+        configure_logging(settings.log_level)
 
-    async def run() -> None:
-        await run_consumer(settings, stop=stop_on_signals())
+        async def run() -> None:
+            await run_consumer(settings, stop=stop_on_signals())
 
-    asyncio.run(run())
+        asyncio.run(run())
 
 
 @app.command()
@@ -70,13 +92,15 @@ def stream() -> None:
     from ops.runtime.signals import stop_on_signals
     from streams.app import run_stream
 
-    settings = load_settings()
-    configure_logging(settings.log_level)
+    # Services that do not answer yet are waited for by design; settings are checked here.
+    with operator_errors(quiet_kafka=False):
+        settings = load_settings()
+        configure_logging(settings.log_level)
 
-    async def run() -> None:
-        await run_stream(settings, stop=stop_on_signals())
+        async def run() -> None:
+            await run_stream(settings, stop=stop_on_signals())
 
-    asyncio.run(run())
+        asyncio.run(run())
 
 
 @app.command()
@@ -95,38 +119,35 @@ def emit(
     """Send publish requests to the requests topic (signed when EVENT_SIGNING_SECRET is set)."""
     from ops.dev.emit import emit_lines, emit_synthetic
 
-    settings = load_settings()
-    if (source is None) == (synthetic == 0):
-        raise typer.BadParameter("give either a SOURCE file (or -) or --synthetic N")
-    if source is not None:
-        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
-        with stream:
-            sent = asyncio.run(emit_lines(settings, stream, rate=rate))
-    else:
-        sent = asyncio.run(emit_synthetic(settings, synthetic, rate=rate))
-    typer.echo(f"sent {sent} request(s) to {settings.topic_requests}")
+    with operator_errors():
+        if (source is None) == (synthetic == 0):
+            raise OperatorError(
+                "give either a SOURCE file (or -) or --synthetic N", ExitCode.BAD_ARGUMENTS
+            )
+        settings = load_settings()
+
+        async def send_synthetic() -> int:
+            await reach_services(settings)  # the stores are picked from the database
+            return await emit_synthetic(settings, synthetic, rate=rate)
+
+        async def send_lines(lines: TextIO) -> int:
+            await reach_kafka(settings)
+            return await emit_lines(settings, lines, rate=rate)
+
+        if source is None:
+            sent = asyncio.run(send_synthetic())
+        else:
+            # Opened before any service is asked: a missing file is one line of its own.
+            lines = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+            with lines:
+                sent = asyncio.run(send_lines(lines))
+        typer.echo(f"sent {sent} request(s) to {settings.topic_requests}")
 
 
 app.add_typer(dlq_app, name="dlq")
 app.command()(pause)
 app.command()(resume)
 app.command()(status)
-
-
-def _local_services_when_unconfigured() -> None:
-    """Start `ops/dev/services` and use it when no broker or database is configured."""
-    import os
-    import subprocess
-    from pathlib import Path
-
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL"):
-        return
-    script = Path(__file__).resolve().parent / "services"
-    subprocess.run([str(script), "up"], check=True)
-    printed = subprocess.run([str(script), "env"], check=True, capture_output=True, text=True)
-    for line in printed.stdout.splitlines():
-        name, _, value = line.partition("=")
-        os.environ.setdefault(name, value)
 
 
 @app.command()
@@ -141,12 +162,17 @@ def demo(
     from ops.demo.story import run_demo
     from ops.runtime.logs import configure_logging
 
-    _local_services_when_unconfigured()
-    settings = load_settings()
-    configure_logging("ERROR")
-    balanced = asyncio.run(
-        run_demo(settings, creators=creators, requests=requests, rate=rate, console=Console())
-    )
+    with operator_errors(quiet_kafka=False):
+        settings = load_settings()
+        configure_logging("ERROR")
+
+        async def run() -> bool:
+            await reach_services(settings)
+            return await run_demo(
+                settings, creators=creators, requests=requests, rate=rate, console=Console()
+            )
+
+        balanced = asyncio.run(run())
     raise typer.Exit(0 if balanced else 1)
 
 
@@ -173,33 +199,38 @@ def bench(
 ) -> None:
     """Throughput (passthrough, pipeline, baseline), latency at a fixed rate, CPU and lag."""
     from ops.bench.options import BenchOptions
-    from ops.bench.report import write_chart
+    from ops.bench.report import Report, write_chart
     from ops.bench.run import run_bench
     from ops.runtime.logs import configure_logging
 
-    _local_services_when_unconfigured()
-    settings = load_settings()
-    configure_logging("ERROR")
-    options = BenchOptions(
-        requests=requests,
-        creators=creators,
-        baseline=baseline,
-        rate=rate,
-        latency_seconds=latency_seconds,
-        workers=workers,
-        keep=keep,
-        profile_dir=profile,
-    )
-    report = asyncio.run(run_bench(settings, options, say=typer.echo))
-    for line in report.summary():
-        typer.echo(line)
-    if json_path is not None:
-        report.write_json(json_path)
-        typer.echo(f"figures: {json_path}")
-    chart_path = chart or (json_path.with_suffix(".png") if json_path else None)
-    if chart_path is not None:
-        write_chart(report, chart_path)
-        typer.echo(f"chart: {chart_path}")
+    with operator_errors(quiet_kafka=False):
+        settings = load_settings()
+        configure_logging("ERROR")
+        options = BenchOptions(
+            requests=requests,
+            creators=creators,
+            baseline=baseline,
+            rate=rate,
+            latency_seconds=latency_seconds,
+            workers=workers,
+            keep=keep,
+            profile_dir=profile,
+        )
+
+        async def run() -> Report:
+            await reach_services(settings)
+            return await run_bench(settings, options, say=typer.echo)
+
+        report = asyncio.run(run())
+        for line in report.summary():
+            typer.echo(line)
+        if json_path is not None:
+            report.write_json(json_path)
+            typer.echo(f"figures: {json_path}")
+        chart_path = chart or (json_path.with_suffix(".png") if json_path else None)
+        if chart_path is not None:
+            write_chart(report, chart_path)
+            typer.echo(f"chart: {chart_path}")
 
 
 def main() -> None:
