@@ -8,13 +8,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# The dependencies first, exactly as locked (versions and hashes), in a layer of their own.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
+
 # Only what the package needs: no virtualenv, caches or local broker data from the checkout.
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY consumers ./consumers
 COPY streams ./streams
 COPY ops ./ops
-RUN pip install . && rm -rf /app/build
+RUN pip install --no-deps . && rm -rf /app/build
 
 RUN useradd --system --uid 10001 --no-create-home app
 USER app

@@ -3,10 +3,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SERVICES_ENV = eval "$$(ops/dev/services env)" && export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 
-.PHONY: setup services lint test test-unit test-integration test-faults demo bench down
+.PHONY: setup lock services lint test test-unit test-integration test-faults demo bench down
 
 setup:
 	ops/dev/bootstrap $(VENV)
+
+# requirements.lock: every dependency's exact version with its hashes, for Linux x86_64 and
+# Python 3.11 (this machine's kind and the image's); setup, CI and the Dockerfile install
+# from it. Refreshed after a change to pyproject.toml, keeping the versions it can;
+# `make lock LOCK_FLAGS=--upgrade` moves everything to the newest that pyproject.toml allows.
+LOCK_FLAGS ?=
+lock: setup
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --custom-compile-command "make lock" $(LOCK_FLAGS) -o requirements.lock
 
 services: setup
 	ops/dev/services up
