@@ -1,8 +1,12 @@
 """One partition's batch: screen, load in bulk, decide, write in one transaction, build outcomes.
 
-The fast path decides the whole batch in one transaction. When that transaction fails for a
-reason other than the database being gone (a row lock held too long, a deadlock), each request
-is retried on its own, so one stuck store costs its own retry budget and no one else's.
+The fast path decides the whole batch in one transaction. What happens when it fails depends
+on whose fault it is (`ops.runtime.faults`): the database gone or refusing every request alike
+(a renamed column, a revoked privilege, a read-only standby, a bug of ours) hands the batch
+back and the consumer pauses, failing nothing; a transient conflict or a failure tied to one
+request's data retries each request on its own, so one stuck store costs its own retry budget
+and no one else's. If every request of the batch then fails alike, that too is the database's
+fault, not theirs.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from consumers import repository as repo
 from consumers.decision import Decision, Facts, SameAs, Verdict, decide_batch
 from consumers.effects import Decided, effects_of
 from consumers.errors import (
+    DatabaseFault,
     DatabaseUnavailable,
+    HandedBack,
     PartitionLost,
     PublishingPaused,
-    is_database_unavailable,
 )
 from consumers.outcomes import (
     InboundRecord,
@@ -36,6 +41,7 @@ from consumers.outcomes import (
 )
 from consumers.retrying import backoff_seconds, request_retrying
 from consumers.screening import Refusal, screen
+from ops.runtime.faults import Fault, classify, describe, is_unreachable
 from schemas.events import PublishOutcome, PublishRequested, Reason, Status
 from schemas.settings import Settings
 
@@ -51,6 +57,8 @@ class Result:
     outcome_json: str
     dead_letter: OutboundRecord | None
     repeated: bool = False
+    # Why it failed or was refused, as its dead letter says; empty when decided.
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,11 +67,18 @@ class _Authenticated:
     request: PublishRequested
 
 
-class _Phase:
-    """Where a transaction was when it failed: a failed gating read fails closed."""
+@dataclass
+class _Progress:
+    """Whether a transaction failed while reading the gating state: then it fails closed
+    (`gating_unavailable`) rather than `retries_exhausted`."""
 
-    def __init__(self) -> None:
-        self.current = "start"
+    reading_gating: bool = False
+
+
+# The breaker: at least this many requests of different stores, each retried alone and each
+# failing with the same data or integrity error, are taken for a fault of the database (a
+# constraint or a column type changed under us) rather than of every request.
+_BREAKER_MIN_REQUESTS = 2
 
 
 class BatchHandler:
@@ -76,8 +91,9 @@ class BatchHandler:
     async def handle(
         self, records: Sequence[InboundRecord], claim: repo.PartitionClaim
     ) -> list[Result]:
-        """Every record gets exactly one Result, in order. Raises PublishingPaused,
-        DatabaseUnavailable or PartitionLost when the batch must be handed back untouched."""
+        """Every record gets exactly one Result, in order. Raises a `HandedBack` (paused,
+        database unavailable or at fault, partition lost) when the batch must go back to
+        Kafka untouched."""
         results: dict[int, Result] = {}
         authenticated: list[_Authenticated] = []
         for index, record in enumerate(records):
@@ -121,7 +137,7 @@ class BatchHandler:
                 correlation_id=outcome.correlation_id,
                 now=outcome.processed_at,
             )
-        return Result(record, outcome, outcome.model_dump_json(), letter)
+        return Result(record, outcome, outcome.model_dump_json(), letter, error=error)
 
     async def _decide(
         self, items: list[_Authenticated], claim: repo.PartitionClaim
@@ -130,17 +146,21 @@ class BatchHandler:
             return []
         try:
             return await self._transaction_with_connection_retries(items, claim)
-        except (PublishingPaused, DatabaseUnavailable, PartitionLost):
+        except HandedBack:
             raise
         except Exception as error:
-            # Whatever broke the batch, find the request it belongs to by trying each alone.
+            if classify(error) is Fault.SYSTEMIC:
+                raise DatabaseFault(error) from error
+            # A conflict or one request's data: find the request it belongs to by trying
+            # each alone.
             log.warning(
                 "Batch transaction failed, retrying its requests one by one",
-                error=f"{type(error).__name__}: {error}",
+                error=describe(error),
                 batchSize=len(items),
             )
         await asyncio.sleep(backoff_seconds(self._settings, 1))
         results: list[Result] = []
+        failures: list[BaseException] = []
         for item in items:
             # The batch transaction was each request's first attempt; this is its retry.
             log.warning(
@@ -149,17 +169,42 @@ class BatchHandler:
                 correlationId=item.request.effective_correlation_id,
                 error="batch transaction failed",
             )
-            results.append(await self._decide_alone(item, claim))
+            result, failure = await self._decide_alone(item, claim)
+            results.append(result)
+            if failure is not None:
+                failures.append(failure)
+        self._break_when_all_failed_alike(items, failures)
+        for result in results:
+            self._log_failed(result)
         return results
+
+    def _break_when_all_failed_alike(
+        self, items: list[_Authenticated], failures: list[BaseException]
+    ) -> None:
+        """Every request of the batch failing alone with the same error is no coincidence of
+        their data: treat it as the database's fault and hand the batch back."""
+        kinds = {type(failure) for failure in failures}
+        stores = {item.request.store_id for item in items}
+        if (
+            len(failures) == len(items) >= _BREAKER_MIN_REQUESTS
+            and len(stores) > 1
+            and len(kinds) == 1
+            # Conflicts (lock and statement timeouts) are foreseen and keep their contract:
+            # a gating read that cannot be made fails closed, a stuck store fails its own
+            # requests.
+            and classify(failures[0]) is Fault.REQUEST
+        ):
+            raise DatabaseFault(
+                failures[0],
+                f"every request of the batch failed alike: {describe(failures[0])}",
+            ) from failures[0]
 
     async def _transaction_with_connection_retries(
         self, items: list[_Authenticated], claim: repo.PartitionClaim
     ) -> list[Result]:
         """The whole batch in one transaction; a lost connection is retried as the contract says,
         and after the last attempt the batch goes back and the consumer waits for the database."""
-        retrying = request_retrying(
-            self._settings, attempts_made=0, retry_on=is_database_unavailable
-        )
+        retrying = request_retrying(self._settings, attempts_made=0, retry_on=is_unreachable)
 
         def on_retry(state: RetryCallState) -> None:
             failure = state.outcome.exception() if state.outcome else None
@@ -168,24 +213,29 @@ class BatchHandler:
                 attempt=state.attempt_number + 1,
                 correlationId=items[0].request.effective_correlation_id,
                 batchSize=len(items),
-                error=f"{type(failure).__name__}: {failure}",
+                error=describe(failure) if failure else None,
             )
 
         retrying.before_sleep = on_retry
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._transaction(items, claim, attempts=1, phase=_Phase())
+                    return await self._transaction(items, claim, attempts=1, progress=_Progress())
+        except HandedBack:
+            raise
         except Exception as error:
-            if is_database_unavailable(error):
+            if is_unreachable(error):
                 raise DatabaseUnavailable(str(error)) from error
             raise
         raise AssertionError("unreachable")
 
-    async def _decide_alone(self, item: _Authenticated, claim: repo.PartitionClaim) -> Result:
+    async def _decide_alone(
+        self, item: _Authenticated, claim: repo.PartitionClaim
+    ) -> tuple[Result, BaseException | None]:
+        """The request's result, and the error that failed it (None when it was decided)."""
         correlation_id = item.request.effective_correlation_id
         attempts = 1  # the batch transaction was this request's first attempt
-        phase = _Phase()
+        progress = _Progress()
 
         def on_retry(state: RetryCallState) -> None:
             failure = state.outcome.exception() if state.outcome else None
@@ -193,7 +243,7 @@ class BatchHandler:
                 "Retry attempt",
                 attempt=attempts + state.attempt_number + 1,
                 correlationId=correlation_id,
-                error=f"{type(failure).__name__}: {failure}",
+                error=describe(failure) if failure else None,
             )
 
         retrying = request_retrying(self._settings, attempts_made=attempts)
@@ -203,17 +253,23 @@ class BatchHandler:
             async for try_ in retrying:
                 with try_:
                     made += 1
-                    phase = _Phase()
-                    return (await self._transaction([item], claim, attempts=made, phase=phase))[0]
-        except (PublishingPaused, DatabaseUnavailable, PartitionLost):
+                    progress = _Progress()
+                    decided = await self._transaction(
+                        [item], claim, attempts=made, progress=progress
+                    )
+                    return decided[0], None
+        except HandedBack:
             raise
         except Exception as error:
-            if is_database_unavailable(error):
+            fault = classify(error)
+            if fault is Fault.UNREACHABLE:
                 raise DatabaseUnavailable(str(error)) from error
+            if fault is Fault.SYSTEMIC:
+                raise DatabaseFault(error) from error
             reason = (
-                Reason.GATING_UNAVAILABLE if phase.current == "gating" else Reason.RETRIES_EXHAUSTED
+                Reason.GATING_UNAVAILABLE if progress.reading_gating else Reason.RETRIES_EXHAUSTED
             )
-            return self._failed(item, reason, made, f"{type(error).__name__}: {error}")
+            return self._failed(item, reason, made, describe(error)), error
         raise AssertionError("unreachable")
 
     def _failed(self, item: _Authenticated, reason: Reason, attempts: int, error: str) -> Result:
@@ -226,15 +282,22 @@ class BatchHandler:
             attempts=attempts,
             now=now,
         )
+        return self._result(item.record, outcome, error)
+
+    def _log_failed(self, result: Result) -> None:
+        # Logged once the breaker has let the failures stand: a batch handed back failed
+        # nobody.
+        outcome = result.outcome
+        if outcome.status is not Status.FAILED or outcome.reason is None:
+            return
         log.error(
             "Failed to publish store",
             correlationId=outcome.correlation_id,
-            reason=reason.value,
-            error=error,
-            attempts=attempts,
-            storeId=str(item.request.store_id),
+            reason=outcome.reason.value,
+            error=result.error,
+            attempts=outcome.attempts,
+            storeId=str(outcome.store_id),
         )
-        return self._result(item.record, outcome, error)
 
     async def _transaction(
         self,
@@ -242,27 +305,25 @@ class BatchHandler:
         claim: repo.PartitionClaim,
         *,
         attempts: int,
-        phase: _Phase,
+        progress: _Progress,
     ) -> list[Result]:
         settings = self._settings
         requests = [item.request for item in items]
         # lock_timeout and statement_timeout are set on the pool's connections (app.py).
         async with self._pool.acquire() as conn, conn.transaction():
-            phase.current = "control"
             standing = await repo.lock_standing(conn, claim)
             if not standing.holds_claim:
                 raise PartitionLost(f"{claim.topic}:{claim.partition}")
             if standing.paused:
                 raise PublishingPaused
-            phase.current = "load"
             stores = await repo.lock_stores(conn, [r.store_id for r in requests])
             priors = await repo.prior_outcomes(conn, [r.event_id for r in requests])
             users = await repo.existing_users(conn, [r.user_id for r in requests])
-            phase.current = "gating"
+            progress.reading_gating = True
             gating = await repo.gating_state(
                 conn, [r.user_id for r in requests], settings.publish_required_steps
             )
-            phase.current = "publish"
+            progress.reading_gating = False
             now = datetime.now(UTC)
             snapshot = Facts(users, stores, gating, settings.publish_required_steps, priors)
             decisions = decide_batch(requests, snapshot, now=now, base_url=settings.store_base_url)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.events import Status
+
+if TYPE_CHECKING:
+    from consumers.batch import Result
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60)
 
@@ -23,6 +31,7 @@ class ConsumerMetrics:
     lag: Gauge
     paused: Gauge
     database_available: Gauge
+    database_faults: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
@@ -89,7 +98,44 @@ class ConsumerMetrics:
             ),
             database_available=Gauge(
                 "store_publish_database_available",
-                "0 while PostgreSQL does not answer.",
+                "0 while PostgreSQL does not answer or answers with a fault.",
+                registry=registry,
+            ),
+            database_faults=Counter(
+                "store_publish_database_faults_total",
+                "Polls held back for a database fault (not the requests'), by SQLSTATE.",
+                ["sqlstate"],
                 registry=registry,
             ),
         )
+
+    def observe(self, results: Sequence[Result]) -> None:
+        """A committed batch: counters once per label set, histograms per value."""
+        outcomes: Tally[tuple[str, str]] = Tally()
+        dead_letters: Tally[str] = Tally()
+        gating_blocks: Tally[str] = Tally()
+        attempts = retries = retried = 0
+        for result in results:
+            outcome = result.outcome
+            outcomes[outcome.status.value, outcome.reason.value if outcome.reason else ""] += 1
+            if result.repeated:
+                continue
+            attempts += outcome.attempts
+            if outcome.attempts > 1:
+                retries += outcome.attempts - 1
+                retried += 1
+            if result.dead_letter is not None and outcome.reason is not None:
+                dead_letters[outcome.reason.value] += 1
+            if outcome.status is Status.GATED:
+                gating_blocks.update(outcome.missing_steps)
+            self.processing.observe(outcome.processing_ms / 1000)
+            self.end_to_end.observe(max(outcome.latency_ms, 0) / 1000)
+        for (status, reason), count in outcomes.items():
+            self.outcomes.labels(status, reason).inc(count)
+        for reason, count in dead_letters.items():
+            self.dead_letters.labels(reason).inc(count)
+        for step, count in gating_blocks.items():
+            self.gating_blocks.labels(step).inc(count)
+        self.attempts.inc(attempts)
+        self.retries.inc(retries)
+        self.retried_outcomes.inc(retried)

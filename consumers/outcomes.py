@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from consumers.decision import Verdict
 from consumers.screening import Refusal
-from schemas.dead_letter import DeadLetterHeaders
+from schemas.dead_letter import DeadLetterHeaders, truncate_utf8
 from schemas.events import (
     DEAD_LETTERED,
     PublishOutcome,
@@ -134,7 +134,7 @@ def dead_letter(
     """The original key, value and headers, with the contract's dlq.* headers added."""
     added = DeadLetterHeaders(
         reason=reason,
-        error=error[:1024],
+        error=truncate_utf8(error),
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,

@@ -16,16 +16,25 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from consumers import repository as repo
-from consumers.errors import is_transient
 from consumers.kafka_io import TransactionalWriter, fence, new_transactional_id
+from ops.runtime.faults import describe
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.ownership")
 
 
 class Ownership:
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: AIOKafkaConsumer,
+        pool: asyncpg.Pool,
+        stop: asyncio.Event,
+    ) -> None:
         self._settings = settings
+        # Set by SIGTERM: a claim waiting for the database gives up, so a rebalance, and
+        # with it the consumer's shutdown, is never held up by an unreachable database.
+        self._stop = stop
         self._consumer = consumer
         self._pool = pool
         self._writer: TransactionalWriter | None = None
@@ -48,6 +57,8 @@ class Ownership:
         previous: set[str] = set()
         for tp in assigned:
             claimed = await self._claim(tp)
+            if claimed is None:
+                return  # stopping: the partitions stay untaken, nothing is processed
             self._claims[tp] = claimed.claim
             if claimed.previous_transactional_id is not None:
                 previous.add(claimed.previous_transactional_id)
@@ -93,14 +104,14 @@ class Ownership:
                 self._writer = writer
             return self._writer
 
-    async def replace_writer(self) -> None:
+    async def replace_writer(self, wait_s: float = 30) -> None:
         """Drop the writer: the next poll starts a fresh producer with the same id, whose
         initialisation completes or aborts whatever this one left open."""
         async with self._writer_lock:
             writer, self._writer = self._writer, None
         if writer is not None:
             with suppress(Exception):
-                await asyncio.wait_for(writer.stop(), timeout=30)
+                await asyncio.wait_for(writer.stop(), timeout=wait_s)
 
     def claim_for(self, tp: TopicPartition, first_offset: int) -> repo.PartitionClaim | None:
         """The claim to process a batch starting at `first_offset` with, or None when the
@@ -121,11 +132,11 @@ class Ownership:
     def next_offset(self, tp: TopicPartition) -> int | None:
         return self._next.get(tp)
 
-    async def _claim(self, tp: TopicPartition) -> repo.Claimed:
-        """Claim the partition in the database; a rebalance cannot finish without it, so
-        an unreachable database is waited for here."""
+    async def _claim(self, tp: TopicPartition) -> repo.Claimed | None:
+        """Claim the partition in the database; a rebalance cannot finish without it, so a
+        database that is unreachable or at fault is waited for here. None once stopping."""
         delay = 0.1
-        while True:
+        while not self._stop.is_set():
             try:
                 async with self._pool.acquire() as conn:
                     return await repo.claim_partition(
@@ -137,19 +148,21 @@ class Ownership:
                         self.transactional_id,
                     )
             except Exception as error:
-                # Unreachable, or the previous owner's batch still holds the row past the
-                # lock timeout (until PostgreSQL ends a frozen session): wait and try again.
-                if not is_transient(error):
-                    raise
+                # Unreachable, at fault, or the previous owner's batch still holds the row
+                # past the lock timeout (until PostgreSQL ends a frozen session): wait.
                 log.warning(
                     "Waiting for the database to claim a partition",
                     partition=tp.partition,
-                    error=f"{type(error).__name__}: {error}",
+                    error=describe(error),
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.db_outage_max_backoff_ms / 1000)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            delay = min(delay * 2, self._settings.db_outage_max_backoff_ms / 1000)
+        return None
 
     async def close(self) -> None:
         for tp in list(self._taken):
             self.drop(tp)
-        await self.replace_writer()
+        # Shutting down: a transaction left open is aborted by whoever initialises the id
+        # next, so the writer is not waited for long.
+        await self.replace_writer(wait_s=5)

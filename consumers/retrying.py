@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from consumers.errors import is_transient
+from ops.runtime.faults import is_worth_retrying
 from schemas.settings import Settings
 
 
@@ -20,7 +20,7 @@ def request_retrying(
     settings: Settings,
     *,
     attempts_made: int,
-    retry_on: Callable[[BaseException], bool] = is_transient,
+    retry_on: Callable[[BaseException], bool] = is_worth_retrying,
 ) -> AsyncRetrying:
     """Retries after `attempts_made` attempts already made (0 for a batch, 1 for a request
     retried alone after its batch).

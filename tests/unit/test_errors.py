@@ -1,17 +1,13 @@
-"""Error classification, decided once: transient, database unavailable, or permanent."""
+"""Error classification as the consumer uses it: what is retried, what means the database is
+gone, what is the request's own fault. The one module that decides is `ops.runtime.faults`."""
 
 from __future__ import annotations
 
 import asyncpg
 import pytest
-from aiokafka import errors as kafka_errors
 
-from consumers.errors import (
-    DatabaseUnavailable,
-    is_database_unavailable,
-    is_kafka_retriable,
-    is_transient,
-)
+from consumers.errors import DatabaseFault
+from ops.runtime.faults import Fault, classify, is_unreachable, is_worth_retrying
 
 pg = asyncpg.exceptions
 
@@ -35,15 +31,16 @@ UNAVAILABLE = [
     pg.InterfaceError("connection is closed"),
     pg.AdminShutdownError("57P01"),
     pg.CannotConnectNowError("57P03"),
-    pg.TooManyConnectionsError("53300"),
-    DatabaseUnavailable("probe failed"),
 ]
-PERMANENT = [
+REQUESTS_OWN = [
     pg.UniqueViolationError("23505"),
     pg.ForeignKeyViolationError("23503"),
     pg.CheckViolationError("23514"),
-    pg.UndefinedTableError("42P01"),
     pg.DataError("22000"),
+]
+SYSTEMIC = [
+    pg.UndefinedTableError("42P01"),
+    pg.TooManyConnectionsError("53300"),
     ValueError("bad"),
     KeyError("k"),
     RuntimeError("published 0 of 1 stores"),
@@ -52,48 +49,45 @@ PERMANENT = [
 
 @pytest.mark.parametrize("error", [*TRANSIENT_STATEMENT, *UNAVAILABLE, TimeoutError()], ids=named)
 def test_transient_and_connection_errors_are_retried(error: BaseException) -> None:
-    assert is_transient(error)
+    assert is_worth_retrying(error)
 
 
-@pytest.mark.parametrize("error", PERMANENT, ids=named)
+@pytest.mark.parametrize("error", [*REQUESTS_OWN, *SYSTEMIC], ids=named)
 def test_permanent_errors_are_not_retried(error: BaseException) -> None:
-    assert not is_transient(error)
-    assert not is_database_unavailable(error)
+    assert not is_worth_retrying(error)
+    assert not is_unreachable(error)
+
+
+@pytest.mark.parametrize("error", REQUESTS_OWN, ids=named)
+def test_data_and_integrity_errors_are_the_requests_own(error: BaseException) -> None:
+    assert classify(error) is Fault.REQUEST
+
+
+@pytest.mark.parametrize("error", SYSTEMIC, ids=named)
+def test_schema_capacity_and_our_own_bugs_are_systemic(error: BaseException) -> None:
+    assert classify(error) is Fault.SYSTEMIC
 
 
 @pytest.mark.parametrize("error", UNAVAILABLE, ids=named)
 def test_lost_or_refused_connections_mean_the_database_is_unavailable(
     error: BaseException,
 ) -> None:
-    assert is_database_unavailable(error)
+    assert is_unreachable(error)
 
 
 @pytest.mark.parametrize("error", TRANSIENT_STATEMENT, ids=named)
 def test_statement_conflicts_are_transient_but_not_an_outage(error: BaseException) -> None:
     # A deadlock or a lock timeout is the request's retry, not a reason to stop consuming.
-    assert not is_database_unavailable(error)
+    assert not is_unreachable(error)
 
 
 def test_client_side_timeout_counts_as_the_database_being_unavailable() -> None:
     # TimeoutError is an OSError since Python 3.11: asyncpg's connect and pool timeouts send
     # the consumer to wait for the database rather than fail the request.
-    assert is_database_unavailable(TimeoutError())
+    assert is_unreachable(TimeoutError())
 
 
-@pytest.mark.parametrize(
-    ("error", "retriable"),
-    [
-        (kafka_errors.RequestTimedOutError(), True),
-        (kafka_errors.NotLeaderForPartitionError(), True),
-        (kafka_errors.KafkaConnectionError(), True),
-        (kafka_errors.ProducerFenced(), False),
-        (kafka_errors.TopicAuthorizationFailedError(), False),
-        (kafka_errors.MessageSizeTooLargeError(), False),
-        (OSError("not a kafka error"), False),
-    ],
-    ids=lambda v: named(v) if isinstance(v, BaseException) else str(v),
-)
-def test_kafka_errors_are_retried_only_when_aiokafka_marks_them_retriable(
-    error: BaseException, retriable: bool
-) -> None:
-    assert is_kafka_retriable(error) is retriable
+def test_a_database_fault_keeps_the_sqlstate_for_health_logs_and_metrics() -> None:
+    fault = DatabaseFault(pg.UndefinedColumnError('column "metadata" does not exist'))
+    assert fault.sqlstate == "42703"
+    assert "UndefinedColumnError" in fault.error

@@ -1,0 +1,182 @@
+"""The publish consumer's loop, given its collaborators.
+
+Per poll: read the pause switch when due, take a batch per partition with `getmany`, decide
+and commit them (`Committer`), observe. A paused switch, an unreachable database or a
+database fault hands the batch back and holds the partitions (`Holding`): requests wait in
+Kafka, nothing is lost, failed or dead-lettered for it. SIGTERM ends the loop: the poll in
+flight is finished, or handed back after a short grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import structlog
+from aiokafka import ConsumerRecord
+from aiokafka.structs import TopicPartition
+
+from consumers.commit import Batches, Committer, Seekable
+from consumers.errors import BatchHandedBack, DatabaseFault, DatabaseUnavailable, PublishingPaused
+from consumers.holding import Holding, Pausable, sleep_or_stop
+from consumers.metrics import ConsumerMetrics
+from ops.runtime.faults import describe, is_unreachable
+from schemas.settings import Settings
+
+log = structlog.get_logger("consumers.loop")
+
+# After SIGTERM, how long the poll in flight may go on before it is handed back: a Kafka
+# transaction hanging on a broker that went away must not hold the shutdown for its whole
+# timeout. What is handed back is redone, idempotently, by the partition's next owner.
+SHUTDOWN_GRACE_S = 5.0
+
+
+class Source(Pausable, Seekable, Protocol):
+    """The Kafka consumer as the loop uses it."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]: ...
+    def last_stable_offset(self, tp: TopicPartition) -> int | None: ...
+
+
+class Positions(Protocol):
+    @property
+    def partitions(self) -> list[int]: ...
+    def next_offset(self, tp: TopicPartition) -> int | None: ...
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: Source,
+        committer: Committer,
+        holding: Holding,
+        positions: Positions,
+        metrics: ConsumerMetrics,
+    ) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._committer = committer
+        self._holding = holding
+        self._positions = positions
+        self._metrics = metrics
+        # Held while a poll is in flight: a rebalance waits for it before giving partitions up.
+        self._in_flight = asyncio.Lock()
+        self.processed = 0
+        self._next_lag_update = 0.0
+
+    @asynccontextmanager
+    async def between_polls(self) -> AsyncIterator[None]:
+        """For rebalances: no poll is in flight inside this block."""
+        async with self._in_flight:
+            yield
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        ok, details = self._holding.report()
+        return ok, {
+            **details,
+            "partitions": self._positions.partitions,
+            "processed": self.processed,
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        poll_s = self._settings.pause_poll_interval_ms / 1000
+        while not stop.is_set():
+            try:
+                await self._holding.read_switch_when_due()
+            except Exception as error:
+                # The switch cannot be read: publishing must not go on unchecked.
+                await self._hold(stop, error)
+                continue
+            if self._holding.paused:
+                await sleep_or_stop(stop, poll_s)
+                continue
+            batches = await self._consumer.getmany(
+                timeout_ms=200, max_records=self._settings.consumer_max_batch
+            )
+            if batches:
+                await self._finish_or_hand_back(self._process(batches, stop), stop)
+            self._update_lag_when_due()
+
+    async def _finish_or_hand_back(
+        self, work: Coroutine[object, object, None], stop: asyncio.Event
+    ) -> None:
+        task = asyncio.create_task(work)
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
+                if not done:
+                    log.warning("Stopping: the poll in flight is handed back")
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    return
+            await task
+        finally:
+            stopping.cancel()
+
+    async def _process(self, batches: Batches, stop: asyncio.Event) -> None:
+        for records in batches.values():
+            self._metrics.batch_size.observe(len(records))
+        async with self._in_flight:
+            decided, errors = await self._committer.decide_and_commit(batches)
+        for results in decided.values():
+            self._metrics.observe(results)
+            self.processed += len(results)
+        if decided and not errors:
+            self._holding.went_through()
+        await self._react(errors, stop)
+
+    async def _react(self, errors: Sequence[BaseException], stop: asyncio.Event) -> None:
+        """What the batches handed back ask of the loop: the most serious first."""
+        for error in errors:
+            if not isinstance(error, Exception):
+                raise error  # cancellation and the like are not ours to swallow
+        if any(isinstance(error, PublishingPaused) for error in errors):
+            self._holding.set_paused(True, "publishing paused")
+        unavailable = [e for e in errors if isinstance(e, DatabaseUnavailable)]
+        faults = [e for e in errors if isinstance(e, DatabaseFault)]
+        unforeseen = [
+            e
+            for e in errors
+            if not isinstance(
+                e, PublishingPaused | DatabaseUnavailable | DatabaseFault | BatchHandedBack
+            )
+        ]
+        if unavailable:
+            await self._holding.wait_for_database(stop, unavailable[0])
+        elif faults or unforeseen:
+            for error in unforeseen:
+                log.error(
+                    "Batch handed back after an unexpected error",
+                    error=describe(error),
+                    exc_info=error,
+                )
+            fault = faults[0] if faults else DatabaseFault(unforeseen[0])
+            await self._holding.wait_out_fault(stop, fault)
+        elif any(isinstance(error, BatchHandedBack) for error in errors):
+            # The batches went back to Kafka; give the broker a moment before trying again.
+            await sleep_or_stop(stop, 1.0)
+
+    async def _hold(self, stop: asyncio.Event, error: BaseException) -> None:
+        if is_unreachable(error):
+            await self._holding.wait_for_database(stop, error)
+        else:
+            await self._holding.wait_out_fault(stop, DatabaseFault(error))
+
+    def _update_lag_when_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lag_update:
+            return
+        self._next_lag_update = now + 1.0
+        for tp in self._consumer.assignment():
+            end = self._consumer.last_stable_offset(tp)
+            done = self._positions.next_offset(tp)
+            if end is not None and done is not None:
+                self._metrics.lag.labels(str(tp.partition)).set(max(end - done, 0))
