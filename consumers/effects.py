@@ -27,6 +27,9 @@ class AnalyticsRow:
     version: int | None
     metadata: dict[str, object]
     correlation_id: str
+    # The request that wrote it: unique with the type and step, so a request decided again
+    # after its idempotency record is gone writes no second row.
+    request_event_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def effects_of(decided: Iterable[Decided], active_versions: Mapping[str, int]) -
                         "requestEventId": str(request.event_id),
                     },
                     correlation_id,
+                    request.event_id,
                 )
             )
         for step in verdict.missing_steps:
@@ -100,6 +104,7 @@ def effects_of(decided: Iterable[Decided], active_versions: Mapping[str, int]) -
                         "requestEventId": str(request.event_id),
                     },
                     correlation_id,
+                    request.event_id,
                 )
             )
         effects.recorded.append(

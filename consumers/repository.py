@@ -177,9 +177,13 @@ async def write_effects(conn: Conn, effects: Effects) -> None:
             RETURNING s.id
            ), analytics AS (
                INSERT INTO onboarding_events
-                      (user_id, event_type, step_id, version, metadata, correlation_id)
+                      (user_id, event_type, step_id, version, metadata, correlation_id,
+                       request_event_id)
                SELECT * FROM unnest($5::uuid[], $6::text[], $7::text[], $8::int[],
-                                    $9::jsonb[], $10::text[])
+                                    $9::jsonb[], $10::text[], $20::uuid[])
+               -- Written already by this request's first decision, whose record is gone.
+               ON CONFLICT (request_event_id, event_type, (coalesce(step_id, '')))
+                  WHERE request_event_id IS NOT NULL DO NOTHING
            ), recorded AS (
                INSERT INTO publish_requests
                       (event_id, store_id, user_id, status, reason, outcome, attempts,
@@ -209,6 +213,7 @@ async def write_effects(conn: Conn, effects: Effects) -> None:
         [o.attempts for o in outcomes],
         [o.partition for o in outcomes],
         [o.offset for o in outcomes],
+        [r.request_event_id for r in rows],
     )
     if published != len(publications):
         # The locks make this impossible; if it happens, roll back rather than guess.
