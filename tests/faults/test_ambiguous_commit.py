@@ -12,8 +12,8 @@ import pytest
 
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
-from tests.conftest import isolated_settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_of,
     read_topic,
@@ -83,7 +83,7 @@ class CommitCuttingProxy:
 
 
 async def test_a_commit_cut_off_from_its_answer_publishes_once_and_repeats_its_outcome(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
     parts = urlsplit(database_url)
     committed_before_answer: list[int] = []
@@ -100,7 +100,7 @@ async def test_a_commit_cut_off_from_its_answer_publishes_once_and_repeats_its_o
     proxy = CommitCuttingProxy(parts.hostname or "127.0.0.1", parts.port or 5432, count_recorded)
     await proxy.start()
     proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    settings = isolated_settings(services, proxied, topic_partitions=1)
+    settings = make_settings(database_url=proxied, topic_partitions=1)
     await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from consumers.screening import Refusal, screen
 from ops.runtime.topics import ensure_topics
 from schemas.events import Reason, Status
-from tests.conftest import isolated_settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_of,
     producer_for,
@@ -127,11 +127,9 @@ def draw_payloads(count: int) -> list[bytes]:
 
 
 async def test_generated_bad_input_gets_its_reason_and_good_requests_keep_flowing(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings_ = isolated_settings(
-        services, database_url, max_event_bytes=MAX_BYTES, topic_partitions=1
-    )
+    settings_ = make_settings(max_event_bytes=MAX_BYTES, topic_partitions=1)
     await ensure_topics(settings_)
     conn = await asyncpg.connect(database_url)
     try:

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from ops.runtime.topics import ensure_topics
-from tests.conftest import isolated_settings
-from tests.faults.accounting import account
-from tests.faults.workload import (
+from tests.fixtures.processes import ConsumerProcessFactory
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.accounting import account
+from tests.helpers.workload import (
     decided,
     seed_and_send,
     wait_for_progress,
     wait_until_committed,
 )
-from tests.support import ConsumerProcess
 
 pytestmark = pytest.mark.faults
 
@@ -25,13 +25,16 @@ REQUESTS = 20_000
 
 @pytest.mark.timeout(600)
 async def test_sigkill_mid_batch_loses_nothing_and_publishes_nothing_twice(
-    services: dict[str, str], database_url: str, tmp_path: Path
+    make_settings: MakeSettings,
+    database_url: str,
+    tmp_path: Path,
+    consumer_process: ConsumerProcessFactory,
 ) -> None:
-    settings = isolated_settings(services, database_url, topic_partitions=6)
+    settings = make_settings(topic_partitions=6)
     await ensure_topics(settings)
     sent = await seed_and_send(settings, database_url, creators=5_000, requests=REQUESTS)
     rng = random.Random(11)
-    consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
+    consumer = consumer_process(settings, "consumer")
     consumer.start()
     kills = []
     try:

@@ -13,8 +13,8 @@ from aiokafka.structs import TopicPartition
 from ops.runtime.topics import ensure_topics
 from schemas.events import Reason
 from schemas.settings import Settings
-from tests.conftest import isolated_settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_of,
     read_topic,
@@ -55,9 +55,9 @@ async def _committed(settings: Settings) -> int | None:
 
 
 async def test_a_refused_dead_letter_keeps_its_offset_and_is_sent_once_it_can_be(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = isolated_settings(services, database_url, topic_partitions=1)
+    settings = make_settings(topic_partitions=1)
     await ensure_topics(settings)
     # Smaller than any dead letter, yet larger than a transaction marker: the broker must
     # still be able to write the abort.

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from ops.runtime.topics import ensure_topics
-from tests.conftest import isolated_settings
-from tests.faults.accounting import account
-from tests.faults.workload import seed_and_send, wait_for_progress, wait_until_committed
-from tests.support import ConsumerProcess
+from tests.fixtures.processes import ConsumerProcessFactory
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.accounting import account
+from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
 pytestmark = pytest.mark.faults
 
@@ -21,17 +21,20 @@ REQUESTS = 20_000
 
 @pytest.mark.timeout(600)
 async def test_joining_leaving_and_a_stalled_zombie_publish_nothing_twice(
-    services: dict[str, str], database_url: str, tmp_path: Path
+    make_settings: MakeSettings,
+    database_url: str,
+    tmp_path: Path,
+    consumer_process: ConsumerProcessFactory,
 ) -> None:
-    settings = isolated_settings(services, database_url, topic_partitions=6)
+    settings = make_settings(topic_partitions=6)
     await ensure_topics(settings)
     # Sent over about ten seconds, so the group has time to share the partitions.
     sending = asyncio.create_task(
         seed_and_send(settings, database_url, creators=5_000, requests=REQUESTS, rate=2_000)
     )
     sent = REQUESTS
-    first = ConsumerProcess(settings, tmp_path / "first.log")
-    second = ConsumerProcess(settings, tmp_path / "second.log")
+    first = consumer_process(settings, "first")
+    second = consumer_process(settings, "second")
     first.start()
     moments: list[str] = []
     try:

@@ -8,8 +8,8 @@ import pytest
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
-from tests.conftest import isolated_settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_of,
     read_topic,
@@ -24,11 +24,9 @@ pytestmark = pytest.mark.faults
 
 
 async def test_a_store_locked_past_the_retry_budget_fails_alone_and_holds_up_no_one_beyond_it(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = isolated_settings(
-        services,
-        database_url,
+    settings = make_settings(
         topic_partitions=1,
         db_lock_timeout_ms=300,
         retry_initial_delay_ms=100,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from ops.runtime.topics import ensure_topics
-from tests.conftest import isolated_settings
-from tests.faults.accounting import account
-from tests.faults.conftest import OwnServices
-from tests.faults.workload import seed_and_send, wait_for_progress, wait_until_committed
-from tests.support import ConsumerProcess
+from tests.fixtures.processes import ConsumerProcessFactory
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.accounting import account
+from tests.helpers.services import OwnServices
+from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
 pytestmark = pytest.mark.faults
 
@@ -43,12 +43,14 @@ async def test_postgres_down_for_30_seconds_dead_letters_nothing_and_loses_nothi
     own_addresses: dict[str, str],
     own_database_url: str,
     tmp_path: Path,
+    make_own_settings: MakeSettings,
+    consumer_process: ConsumerProcessFactory,
 ) -> None:
     port = _free_port()
-    settings = isolated_settings(own_addresses, own_database_url, consumer_http_port=port)
+    settings = make_own_settings(consumer_http_port=port)
     await ensure_topics(settings)
     sent = await seed_and_send(settings, own_database_url, creators=3_000, requests=REQUESTS)
-    consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
+    consumer = consumer_process(settings, "consumer")
     consumer.start()
     try:
         await wait_for_progress(own_database_url, sent // 4)
@@ -80,16 +82,18 @@ async def test_broker_killed_three_times_mid_run_loses_nothing_and_doubles_nothi
     own_addresses: dict[str, str],
     own_database_url: str,
     tmp_path: Path,
+    make_own_settings: MakeSettings,
+    consumer_process: ConsumerProcessFactory,
 ) -> None:
     """Kafka's transactions_test recipe on the broker side: killed (SIGKILL) three times past
     20% progress, restarted each time, while requests keep arriving."""
-    settings = isolated_settings(own_addresses, own_database_url)
+    settings = make_own_settings()
     await ensure_topics(settings)
     sending = asyncio.create_task(
         seed_and_send(settings, own_database_url, creators=3_000, requests=REQUESTS, rate=200)
     )
     sent = REQUESTS
-    consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
+    consumer = consumer_process(settings, "consumer")
     consumer.start()
     kills: list[int] = []
     try:

@@ -12,8 +12,8 @@ from ops.runtime.pause_switch import read_control, set_paused
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from streams.app import run_stream
-from tests.conftest import isolated_settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_of,
     read_topic,
@@ -28,11 +28,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = isolated_settings(
-        services,
-        database_url,
+    settings = make_settings(
         topic_partitions=1,
         db_lock_timeout_ms=50,
         alert_window_seconds=20.0,

@@ -10,7 +10,8 @@ import pytest
 
 from schemas.events import Reason, Status
 from schemas.settings import Settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_of,
     read_topic,
@@ -85,7 +86,7 @@ async def test_ten_requests_for_one_store_sent_at_once_publish_it_once(
 
 
 async def test_a_request_that_failed_is_processed_afresh_when_replayed(
-    settings: Settings, database_url: str, services: dict[str, str]
+    settings: Settings, database_url: str, make_settings: MakeSettings
 ) -> None:
     """A row lock held past the retry budget fails the request; replayed later, it publishes."""
     conn = await asyncpg.connect(database_url)
@@ -94,11 +95,8 @@ async def test_a_request_that_failed_is_processed_afresh_when_replayed(
         creator = await seed_creator(conn)
     finally:
         await conn.close()
-    from tests.conftest import isolated_settings
 
-    quick = isolated_settings(
-        services,
-        database_url,
+    quick = make_settings(
         topic_requests=settings.topic_requests,
         topic_outcomes=settings.topic_outcomes,
         topic_dlq=settings.topic_dlq,
@@ -130,12 +128,11 @@ async def test_a_request_that_failed_is_processed_afresh_when_replayed(
 
 
 async def test_a_forged_request_cannot_take_a_genuine_requests_outcome(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
     from ops.runtime.topics import ensure_topics
-    from tests.conftest import isolated_settings
 
-    signed = isolated_settings(services, database_url, event_signing_secret="s3cret-for-tests")
+    signed = make_settings(event_signing_secret="s3cret-for-tests")
     await ensure_topics(signed)
     conn = await asyncpg.connect(database_url)
     try:

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from ops.runtime.topics import ensure_topics
-from tests.conftest import isolated_settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_by_request,
     request_body,
@@ -39,12 +39,12 @@ def _sample(metrics: str, name: str) -> float:
 
 
 async def test_metrics_count_outcomes_dead_letters_and_gating_blocks_by_step(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = isolated_settings(services, database_url, consumer_http_port=port)
+    settings = make_settings(consumer_http_port=port)
     await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:

@@ -11,8 +11,8 @@ import pytest
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status, outcome_event_id
 from schemas.settings import Settings
-from tests.conftest import isolated_settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_by_request,
     read_topic,
@@ -104,11 +104,9 @@ async def test_every_business_status_and_reason_reaches_the_outcome_topic(
 
 
 async def test_every_missing_step_is_listed_and_a_step_without_active_definition_blocks(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = isolated_settings(
-        services, database_url, publish_required_steps="payments,theme,email_verification"
-    )
+    settings = make_settings(publish_required_steps="payments,theme,email_verification")
     from ops.runtime.topics import ensure_topics
 
     await ensure_topics(settings)

@@ -14,9 +14,9 @@ import pytest
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
-from tests.conftest import isolated_settings
-from tests.support import (
-    ConsumerProcess,
+from tests.fixtures.processes import ConsumerProcessFactory
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_of,
     producer_for,
@@ -43,13 +43,14 @@ def _sh(command: str, log: Path) -> str:
 
 
 async def test_bad_input_gets_its_reason_a_dead_letter_and_the_consumer_keeps_going(
-    services: dict[str, str], database_url: str, tmp_path: Path
+    make_settings: MakeSettings,
+    database_url: str,
+    tmp_path: Path,
+    consumer_process: ConsumerProcessFactory,
 ) -> None:
     from schemas.signing import sign
 
-    settings = isolated_settings(
-        services,
-        database_url,
+    settings = make_settings(
         event_signing_secret=SECRET,
         publish_required_steps="payments,theme",
         topic_partitions=1,
@@ -114,7 +115,7 @@ async def test_bad_input_gets_its_reason_a_dead_letter_and_the_consumer_keeps_go
         ("gated", encode(request_body(gated)), [], Reason.MISSING_STEPS),
     ]
     goods = [encode(request_body(creator)) for creator in good[:5]]
-    consumer = ConsumerProcess(settings, tmp_path / "app.log")
+    consumer = consumer_process(settings, "app")
     consumer.start()
     try:
         async with producer_for(settings) as producer:

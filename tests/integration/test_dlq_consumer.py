@@ -9,9 +9,9 @@ import pytest
 
 from schemas.events import Reason, Status
 from schemas.settings import Settings
-from tests.conftest import isolated_settings
-from tests.integration.test_dlq_support import cli, json_lines
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.dlq import cli, json_lines
+from tests.helpers.support import (
     encode,
     outcomes_of,
     read_topic,
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_replay_after_a_database_fault_publishes_each_failed_request_exactly_once(
-    settings: Settings, database_url: str, services: dict[str, str]
+    settings: Settings, database_url: str, make_settings: MakeSettings
 ) -> None:
     conn = await asyncpg.connect(database_url)
     try:
@@ -35,9 +35,7 @@ async def test_replay_after_a_database_fault_publishes_each_failed_request_exact
     finally:
         await conn.close()
     # Row locks held past the retry budget: the fault fails every request.
-    quick = isolated_settings(
-        services,
-        database_url,
+    quick = make_settings(
         topic_requests=settings.topic_requests,
         topic_outcomes=settings.topic_outcomes,
         topic_dlq=settings.topic_dlq,

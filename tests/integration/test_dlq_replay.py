@@ -10,8 +10,8 @@ import pytest
 
 from schemas.events import Reason
 from schemas.settings import Settings
-from tests.integration.test_dlq_support import Letter, cli, json_lines, produce_dead_letters
-from tests.support import read_topic
+from tests.helpers.dlq import Letter, cli, json_lines, produce_dead_letters
+from tests.helpers.support import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -230,7 +230,7 @@ async def test_a_replay_is_paced_by_rate(settings: Settings) -> None:
     assert ran.code == 0, ran.err
     assert "sent 6 of 6" in ran.out
     sent = await read_topic(settings, settings.topic_requests, expect=6, wait_s=10)
-    stamps = sorted(record.timestamp for record in sent)
+    stamps = sorted(record.timestamp_ms for record in sent)
     assert stamps[-1] - stamps[0] >= 1000  # six records at 4/s span at least 1.25 s
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from schemas.settings import Settings
 from schemas.signing import sign
-from tests.support import read_topic, request_body, seed_creator
+from tests.helpers.support import read_topic, request_body, seed_creator
 
 pytestmark = pytest.mark.integration
 

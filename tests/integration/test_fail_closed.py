@@ -8,8 +8,8 @@ import pytest
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
-from tests.conftest import isolated_settings
-from tests.support import (
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import (
     encode,
     outcomes_of,
     read_topic,
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_unreadable_gating_state_fails_closed_with_gating_unavailable(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = isolated_settings(services, database_url, topic_partitions=1, db_lock_timeout_ms=100)
+    settings = make_settings(topic_partitions=1, db_lock_timeout_ms=100)
     await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:

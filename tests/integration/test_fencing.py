@@ -13,7 +13,7 @@ from consumers import repository as repo
 from consumers.kafka_io import TransactionalWriter, fence, new_transactional_id
 from consumers.outcomes import OutboundRecord
 from schemas.settings import Settings
-from tests.support import read_topic
+from tests.helpers.support import read_topic
 
 pytestmark = pytest.mark.integration
 

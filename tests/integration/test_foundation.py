@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 
 from ops.db.migrate import MigrationDrift, load_migrations, migrate_database
 from schemas.settings import Settings
-from tests.support import producer_for
+from tests.helpers.support import producer_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ import uuid
 import asyncpg
 import pytest
 
+from ops.bench.load import database_url as database_named
 from ops.oncall.exit_codes import ExitCode
 from schemas.events import Reason
 from schemas.settings import Settings
-from tests.conftest import _with_database
-from tests.integration.test_dlq_support import Letter, Ran, cli, produce_dead_letters
-from tests.support import read_topic
+from tests.helpers.dlq import Letter, Ran, cli, produce_dead_letters
+from tests.helpers.support import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ async def test_a_missing_topic_or_table_exits_5_and_says_migrate(
     try:
         await admin.execute(f'CREATE DATABASE "{empty}"')
         ran = await cli(
-            settings, "status", DATABASE_URL=_with_database(services["DATABASE_URL"], empty)
+            settings, "status", DATABASE_URL=database_named(services["DATABASE_URL"], empty)
         )
         refused(ran, ExitCode.NOT_SET_UP, "not migrated", "store-publish migrate")
     finally:

@@ -10,8 +10,8 @@ import pytest
 
 from schemas.events import Status
 from schemas.settings import Settings
-from tests.integration.test_dlq_support import cli
-from tests.support import (
+from tests.helpers.dlq import cli
+from tests.helpers.support import (
     encode,
     outcomes_of,
     read_topic,

@@ -13,8 +13,8 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from schemas.events import Alert, AlertAction, AlertState
 from schemas.settings import Settings
-from tests.integration.test_dlq_support import cli
-from tests.support import producer_for
+from tests.helpers.dlq import cli
+from tests.helpers.support import producer_for
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from streams.alerts import (
     SLOW_RESPONSE,
 )
 from streams.app import run_stream
-from tests.conftest import isolated_settings
+from tests.fixtures.settings import MakeSettings
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,7 @@ async def wait_for_gauge(
     return value
 
 
-def fast(services: dict[str, str], database_url: str, **overrides: object) -> Settings:
+def fast(make_settings: MakeSettings, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "alert_window_seconds": 3.0,
         "alert_min_events": 10,
@@ -148,13 +148,13 @@ def fast(services: dict[str, str], database_url: str, **overrides: object) -> Se
         "alert_rollback_for_seconds": 1.0,
     }
     values.update(overrides)
-    return isolated_settings(services, database_url, **values)
+    return make_settings(**values)
 
 
 async def test_a_scripted_degradation_fires_every_alert_then_resolves_it(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = fast(services, database_url)
+    settings = fast(make_settings)
     await ensure_topics(settings)
     # Degraded: 30% failed, 60% gated, 40% retried, p95 15 s. Then healthy.
     degraded = [
@@ -223,9 +223,9 @@ async def test_a_scripted_degradation_fires_every_alert_then_resolves_it(
 
 
 async def test_no_alert_on_a_window_with_too_few_outcomes(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = fast(services, database_url, alert_min_events=50)
+    settings = fast(make_settings, alert_min_events=50)
     await ensure_topics(settings)
     registry = CollectorRegistry()
     async with running_stream(settings, registry), producer_for(settings) as producer:
@@ -242,9 +242,9 @@ async def test_no_alert_on_a_window_with_too_few_outcomes(
 
 
 async def test_a_restarted_worker_resumes_with_its_counts(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = fast(services, database_url, alert_window_seconds=120.0, alert_min_events=1000)
+    settings = fast(make_settings, alert_window_seconds=120.0, alert_min_events=1000)
     await ensure_topics(settings)
     async with producer_for(settings) as producer:
         await send_outcomes(
@@ -268,9 +268,9 @@ async def test_a_restarted_worker_resumes_with_its_counts(
 
 
 async def test_outcomes_of_an_aborted_transaction_are_not_counted(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = fast(services, database_url, alert_window_seconds=120.0)
+    settings = fast(make_settings, alert_window_seconds=120.0)
     await ensure_topics(settings)
     transactional = AIOKafkaProducer(
         **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"
@@ -298,11 +298,11 @@ async def test_outcomes_of_an_aborted_transaction_are_not_counted(
 
 
 async def test_committed_offsets_keep_up_with_many_small_transactions(
-    services: dict[str, str], database_url: str
+    make_settings: MakeSettings, database_url: str
 ) -> None:
     """Every transaction leaves a commit marker, a gap in the offsets the stream reads; its
     committed offsets must still reach the end, not one transaction per commit interval."""
-    settings = fast(services, database_url, alert_window_seconds=120.0, topic_partitions=1)
+    settings = fast(make_settings, alert_window_seconds=120.0, topic_partitions=1)
     await ensure_topics(settings)
     transactions = 120
     transactional = AIOKafkaProducer(

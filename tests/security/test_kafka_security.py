@@ -21,9 +21,10 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from schemas.settings import Settings
-from tests.security.conftest import SecureBroker, secure_settings
-from tests.support import (
-    ConsumerProcess,
+from tests.fixtures.processes import ConsumerProcessFactory
+from tests.fixtures.settings import MakeSettings
+from tests.helpers.services import SecureBroker
+from tests.helpers.support import (
     encode,
     outcomes_by_request,
     request_body,
@@ -33,7 +34,7 @@ from tests.support import (
     send_requests,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.security
 
 SECRET = "kafka-security-signing-secret-7d2e"
 
@@ -95,9 +96,9 @@ def _stranger_ca(directory: Path) -> Path:
 
 
 async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
-    services: dict[str, str], database_url: str, secure_broker: SecureBroker
+    make_secure_settings: MakeSettings, database_url: str, secure_broker: SecureBroker
 ) -> None:
-    settings = secure_settings(services, database_url, secure_broker, event_signing_secret=SECRET)
+    settings = make_secure_settings(event_signing_secret=SECRET)
     assert settings.kafka_client_options()["security_protocol"] == "SASL_SSL"
     created = await ensure_topics(settings)
     assert sorted(created) == sorted(
@@ -120,13 +121,13 @@ async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
 
 
 async def test_wrong_scram_password_is_refused_by_the_broker(
-    services: dict[str, str],
+    make_secure_settings: MakeSettings,
     database_url: str,
     secure_broker: SecureBroker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong = "not-the-" + uuid.uuid4().hex
-    settings = secure_settings(services, database_url, secure_broker, kafka_sasl_password=wrong)
+    settings = make_secure_settings(kafka_sasl_password=wrong)
 
     with pytest.raises(SaslAuthenticationFailed, match="invalid credentials"):
         await _connect_once(settings)
@@ -136,11 +137,9 @@ async def test_wrong_scram_password_is_refused_by_the_broker(
 
 
 async def test_unknown_scram_user_is_refused_by_the_broker(
-    services: dict[str, str], database_url: str, secure_broker: SecureBroker
+    make_secure_settings: MakeSettings, database_url: str, secure_broker: SecureBroker
 ) -> None:
-    settings = secure_settings(
-        services, database_url, secure_broker, kafka_sasl_username="intruder"
-    )
+    settings = make_secure_settings(kafka_sasl_username="intruder")
 
     with pytest.raises(SaslAuthenticationFailed):
         await _connect_once(settings)
@@ -152,12 +151,11 @@ async def test_broker_certificate_from_an_unknown_ca_is_refused(
     secure_broker: SecureBroker,
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
+    make_secure_settings: MakeSettings,
 ) -> None:
-    stranger = secure_settings(
-        services, database_url, secure_broker, kafka_ssl_cafile=str(_stranger_ca(tmp_path))
-    )
+    stranger = make_secure_settings(kafka_ssl_cafile=str(_stranger_ca(tmp_path)))
     # No CA file: the system's trust store, which has never heard of ops/dev/services' CA.
-    system = secure_settings(services, database_url, secure_broker, kafka_ssl_cafile=None)
+    system = make_secure_settings(kafka_ssl_cafile=None)
 
     for settings in (stranger, system):
         with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
@@ -167,9 +165,9 @@ async def test_broker_certificate_from_an_unknown_ca_is_refused(
 
 
 async def test_plaintext_client_gets_nothing_from_the_secure_listener(
-    services: dict[str, str], database_url: str, secure_broker: SecureBroker
+    make_secure_settings: MakeSettings, database_url: str, secure_broker: SecureBroker
 ) -> None:
-    settings = secure_settings(services, database_url, secure_broker)
+    settings = make_secure_settings()
     plaintext = settings.model_copy(
         update={"kafka_security_protocol": "PLAINTEXT", "kafka_sasl_mechanism": None}
     )
@@ -181,15 +179,17 @@ async def test_plaintext_client_gets_nothing_from_the_secure_listener(
 
 
 async def test_scram_password_never_appears_in_the_consumer_log(
-    services: dict[str, str], database_url: str, secure_broker: SecureBroker, tmp_path: Path
+    make_secure_settings: MakeSettings,
+    database_url: str,
+    secure_broker: SecureBroker,
+    tmp_path: Path,
+    consumer_process: ConsumerProcessFactory,
 ) -> None:
     # DEBUG: the most the consumer and aiokafka ever write.
-    settings = secure_settings(
-        services, database_url, secure_broker, event_signing_secret=SECRET, log_level="DEBUG"
-    )
+    settings = make_secure_settings(event_signing_secret=SECRET, log_level="DEBUG")
     await ensure_topics(settings)
     body = await _seed_ready_creator(database_url)
-    consumer = ConsumerProcess(settings, tmp_path / "consumer.log")
+    consumer = consumer_process(settings, "consumer")
     consumer.start()
     try:
         await send_requests(settings, [encode(body)], secret=SECRET)

@@ -1,4 +1,4 @@
-"""Helpers for the on-call tools' tests (no tests here): dead letters built by hand, the CLI.
+"""Helpers for the on-call tools' tests: dead letters built by hand, the CLI.
 
 Dead letters are produced to the test's own dead-letter topic with the headers the
 consumer adds, so the filters and the replay are tested without depending on the consumer.
@@ -16,12 +16,21 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from ops.dev.requests import publish_request, request_value
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason
 from schemas.settings import Settings
-from tests.support import producer_for
+from tests.helpers.support import producer_for
 
 ENTRY_POINT = os.path.join(os.path.dirname(sys.executable), "store-publish")
+
+
+def store_uuid(label: str) -> uuid.UUID:
+    """The store id a label stands for: itself when it is a UUID, else one derived from it."""
+    try:
+        return uuid.UUID(label)
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"store:{label}")
 
 
 @dataclass(frozen=True)
@@ -40,17 +49,15 @@ class Letter:
     def body(self) -> bytes:
         if self.value is not None:
             return self.value
-        return json.dumps(
-            {
-                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.correlation_id)),
-                "schema_version": 1,
-                "occurred_at": datetime.now(UTC).isoformat(),
-                "correlation_id": self.correlation_id,
-                "user_id": str(uuid.uuid4()),
-                "store_id": self.store_id,
-                "confirm_publish": True,
-            }
-        ).encode()
+        # A valid request: the key keeps the test's store label, the body names a UUID for it.
+        return request_value(
+            publish_request(
+                uuid.uuid4(),
+                store_uuid(self.store_id),
+                event_id=uuid.uuid5(uuid.NAMESPACE_URL, self.correlation_id),
+                correlation_id=self.correlation_id,
+            )
+        )
 
     def headers(self) -> list[tuple[str, bytes]]:
         headers = list(self.original)

@@ -12,7 +12,7 @@ import asyncpg
 
 from schemas.events import PublishOutcome, Status
 from schemas.settings import Settings
-from tests.support import outcomes_of, read_topic
+from tests.helpers.support import outcomes_of, read_topic
 
 
 @dataclass

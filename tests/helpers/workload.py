@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
-import uuid
-from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.dev.emit import request_producer
+from ops.dev.requests import publish_request, request_value
 from ops.dev.seed import seed_population
 from schemas.settings import Settings
 
@@ -50,17 +48,9 @@ async def seed_and_send(
                     await asyncio.sleep(ahead)
             owner = rng.choice(people)
             user = owner.user_id if rng.random() > 0.03 else rng.choice(people).user_id
-            body = {
-                "event_id": str(uuid.uuid4()),
-                "schema_version": 1,
-                "occurred_at": datetime.now(UTC).isoformat(),
-                "user_id": str(user),
-                "store_id": str(owner.store_id),
-                "confirm_publish": True,
-            }
             await producer.send(
                 settings.topic_requests,
-                value=json.dumps(body).encode(),
+                value=request_value(publish_request(user, owner.store_id)),
                 key=str(owner.store_id).encode(),
             )
         await producer.flush()

@@ -1,23 +1,23 @@
-"""Helpers shared by integration and fault tests: seeding, producing, collecting, running."""
+"""Helpers shared by integration and fault tests: seeding, producing, collecting, running.
+
+Requests are built by ops.dev.requests, topics read by ops.oncall.topic_reader, child
+processes run by ops.dev.processes: these only give them the tests' shapes."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
+from ops.dev.requests import publish_request, request_fields
+from ops.oncall.topic_reader import RawRecord, read_until
 from schemas.events import PublishOutcome
 from schemas.settings import Settings
 from schemas.signing import sign
@@ -78,17 +78,18 @@ def request_body(
     user_id: uuid.UUID | None = None,
     store_id: uuid.UUID | None = None,
     confirm: bool = True,
-    **extra: object,
+    **changes: object,
 ) -> dict[str, object]:
-    body: dict[str, object] = {
-        "event_id": str(event_id or uuid.uuid4()),
-        "schema_version": 1,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "user_id": str(user_id or (creator.user_id if creator else uuid.uuid4())),
-        "store_id": str(store_id or (creator.store_id if creator else uuid.uuid4())),
-        "confirm_publish": confirm,
-    }
-    body.update(extra)
+    """A valid request (ops.dev.requests) by `creator` as its JSON object, then `changes`
+    (any field, any value: a test of bad input changes a good request)."""
+    request = publish_request(
+        user_id or (creator.user_id if creator else uuid.uuid4()),
+        store_id or (creator.store_id if creator else uuid.uuid4()),
+        event_id=event_id,
+        confirm_publish=confirm,
+    )
+    body = request_fields(request)
+    body.update(changes)
     return body
 
 
@@ -137,34 +138,13 @@ async def send_requests(
 
 async def read_topic(
     settings: Settings, topic: str, *, expect: int, wait_s: float = 60.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read `topic` from the beginning (read_committed) until `expect` records or the timeout."""
-    # No group: every partition, from the beginning, nothing committed.
-    consumer = AIOKafkaConsumer(
-        topic,
-        **settings.kafka_client_options(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        found: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while len(found) < expect and asyncio.get_running_loop().time() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                found.extend(records)
-        # A little longer, to catch records that should not be there.
-        batches = await consumer.getmany(timeout_ms=500)
-        for records in batches.values():
-            found.extend(records)
-        return found
-    finally:
-        await consumer.stop()
+) -> list[RawRecord]:
+    """Read `topic` from the beginning (read_committed) until `expect` records or the timeout,
+    and half a second longer, to catch records that should not be there."""
+    return await read_until(settings, topic, expect=expect, wait_s=wait_s, settle_s=0.5)
 
 
-def outcomes_of(records: Iterable[ConsumerRecord[bytes, bytes]]) -> list[PublishOutcome]:
+def outcomes_of(records: Iterable[RawRecord]) -> list[PublishOutcome]:
     return [PublishOutcome.model_validate_json(r.value or b"") for r in records]
 
 
@@ -192,40 +172,3 @@ async def outcomes_by_request(
 ) -> dict[uuid.UUID | None, PublishOutcome]:
     records = await read_topic(settings, settings.topic_outcomes, expect=count, wait_s=wait_s)
     return {o.request_event_id: o for o in outcomes_of(records)}
-
-
-class ConsumerProcess:
-    """`store-publish consume` as a child process, its JSON log lines captured."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self._settings = settings
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "consume"],
-            env=self._settings.child_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def terminate(self, timeout: float = 60) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=30)
-
-    def log_lines(self) -> list[dict[str, object]]:
-        lines = []
-        for raw in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                continue
-        return lines

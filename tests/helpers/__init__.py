@@ -1,0 +1,1 @@
+"""Plain helpers for the tests (not fixtures, not collected): seeding, producing, reading."""
