@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 import structlog
-from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from ops.runtime.faults import classify, describe
 from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import set_paused
 from schemas.events import Alert, AlertAction, AlertState, PublishOutcome
@@ -141,9 +141,15 @@ class RatesEngine:
         try:
             await self._act(alert)
             await self._send(alert)
-        except (KafkaError, asyncpg.PostgresError, OSError, TimeoutError) as error:
-            # The phase stays as it was, so the next tick acts and sends again.
-            log.error("Alert not delivered, next tick retries", alert=alert.alert, error=str(error))
+        except Exception as error:
+            # Whoever's fault it is (ops.runtime.faults), the phase stays as it was, so the
+            # next tick acts and sends again: an alert is never dropped.
+            log.error(
+                "Alert not delivered, next tick retries",
+                alert=alert.alert,
+                fault=classify(error).value,
+                error=describe(error),
+            )
             return False
         log.warning(
             "Alert " + alert.state.value,
@@ -168,6 +174,18 @@ def rollback_action(pool: asyncpg.Pool) -> AlertSink:
             )
 
     return act
+
+
+# faust's stop commits offsets and leaves the group; a broker that went away must not hold
+# the process past this.
+_STOP_TIMEOUT_S = 10.0
+
+
+async def _bounded(stop: Callable[[], Awaitable[None]], seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop(), timeout=seconds)
+    except TimeoutError:
+        log.warning("Rates stream did not stop in time", seconds=seconds)
 
 
 async def run_stream(
@@ -217,12 +235,21 @@ async def run_stream(
                 settings.stream_http_port, registry, health, host=settings.http_host
             )
         )
-        await rates.start()
-        stack.push_async_callback(rates.stop)
+        # SIGTERM may come while faust still waits for the broker or its group: starting
+        # is raced against it, and stopping is bounded, so the process always exits.
+        stopping = asyncio.create_task(stop.wait())
+        starting = asyncio.create_task(rates.start())
+        stack.push_async_callback(_bounded, rates.stop, _STOP_TIMEOUT_S)
+        await asyncio.wait([stopping, starting], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("Rates stream stopping before it started")
+            return
+        starting.result()
         log.info("Rates stream started", appId=rates.app_id, httpPort=port)
         if started is not None:
             started.set()
-        stopping = asyncio.create_task(stop.wait())
         ended = asyncio.create_task(rates.until_stopped())
         await asyncio.wait([stopping, ended], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
