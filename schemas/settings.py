@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -79,6 +80,14 @@ class Settings(BaseSettings):
 
     dlq_max_replays: int = Field(default=3, ge=0)
 
+    # The idempotency ledger (`publish_requests`) keeps a request this long: at least the
+    # requests topic's retention (7 days), within which every redelivery happens, plus a
+    # margin. A request replayed later is decided again, safely (no second publish, no second
+    # analytics row). ISO 8601 (`P8D`) or seconds.
+    idempotency_retention: timedelta = Field(default=timedelta(days=8), gt=timedelta(0))
+    # The ledger's partitions each cover this much time; whole ones are dropped.
+    idempotency_partition_interval: timedelta = Field(default=timedelta(days=1), gt=timedelta(0))
+
     http_host: str = "127.0.0.1"
     consumer_http_port: int = Field(default=9400, ge=0, le=65535)
     stream_http_port: int = Field(default=9401, ge=0, le=65535)
@@ -98,6 +107,17 @@ class Settings(BaseSettings):
     alert_gating_rate_for_seconds: float = 600.0
     alert_rollback_error_rate_threshold: float = 0.10
     alert_rollback_for_seconds: float = 300.0
+
+    @field_validator("idempotency_retention", "idempotency_partition_interval", mode="before")
+    @classmethod
+    def _seconds_or_iso_duration(cls, value: object) -> object:
+        # The environment gives strings: "3600" is seconds, like the number 3600.
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
 
     @field_validator("publish_required_steps", mode="before")
     @classmethod
