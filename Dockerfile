@@ -18,7 +18,8 @@ COPY schemas ./schemas
 COPY consumers ./consumers
 COPY streams ./streams
 COPY ops ./ops
-RUN pip install --no-deps . && rm -rf /app/build
+# The project itself: its dependencies are all installed above, nothing is resolved again.
+RUN pip install . --no-deps && rm -rf /app/build
 
 RUN useradd --system --uid 10001 --no-create-home app
 USER app
