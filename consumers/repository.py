@@ -118,9 +118,12 @@ async def lock_stores(conn: Conn, store_ids: Sequence[uuid.UUID]) -> dict[uuid.U
 
 
 async def prior_outcomes(conn: Conn, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The recorded outcomes of those requests, from every partition of the ledger still
+    there: the first decision of each, should a request ever have been recorded twice."""
     rows = await conn.fetch(
-        """SELECT event_id, outcome::text AS outcome
-             FROM publish_requests WHERE event_id = ANY($1::uuid[])""",
+        """SELECT DISTINCT ON (event_id) event_id, outcome::text AS outcome
+             FROM publish_requests WHERE event_id = ANY($1::uuid[])
+            ORDER BY event_id, first_processed_at""",
         list(set(event_ids)),
     )
     return {row["event_id"]: row["outcome"] for row in rows}
@@ -163,7 +166,14 @@ async def gating_state(
 async def write_effects(conn: Conn, effects: Effects) -> None:
     """The batch's publications, analytics rows and idempotency record, in one statement
     (data-modifying CTEs): one round trip. The stores are locked by this transaction and
-    were drafts."""
+    were drafts.
+
+    The record is a plain insert: the ledger is partitioned by time, so event_id alone has
+    no unique index to conflict on. None is needed: `effects.recorded` holds only requests
+    decided in this batch, whose earlier record `prior_outcomes` did not find (a failed
+    request is never recorded), and this transaction holds their stores' row locks, so no
+    other transaction decides the same request (same event id, same store) before it ends
+    and the next one finds its record."""
     publications, rows, outcomes = effects.publications, effects.analytics, effects.recorded
     published = await conn.fetchval(
         """WITH published AS (
@@ -191,7 +201,6 @@ async def write_effects(conn: Conn, effects: Effects) -> None:
                SELECT * FROM unnest($11::uuid[], $12::uuid[], $13::uuid[], $14::text[],
                                     $15::text[], $16::jsonb[], $17::int[], $18::int[],
                                     $19::bigint[])
-               ON CONFLICT (event_id) DO NOTHING
            )
            SELECT count(*) FROM published""",
         [p.request.store_id for p in publications],
