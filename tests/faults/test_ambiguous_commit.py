@@ -12,6 +12,7 @@ import pytest
 
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
+from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import (
     encode,
@@ -19,8 +20,6 @@ from tests.helpers.support import (
     read_topic,
     request_body,
     running_consumer,
-    seed_creator,
-    seed_steps,
     send_requests,
 )
 
@@ -83,7 +82,7 @@ class CommitCuttingProxy:
 
 
 async def test_a_commit_cut_off_from_its_answer_publishes_once_and_repeats_its_outcome(
-    make_settings: MakeSettings, database_url: str
+    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
 ) -> None:
     parts = urlsplit(database_url)
     committed_before_answer: list[int] = []
@@ -102,12 +101,7 @@ async def test_a_commit_cut_off_from_its_answer_publishes_once_and_repeats_its_o
     proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     settings = make_settings(database_url=proxied, topic_partitions=1)
     await ensure_topics(settings)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creators = [await seed_creator(conn) for _ in range(5)]
-    finally:
-        await conn.close()
+    creators = await make_creators(5)
     values = [encode(request_body(c)) for c in creators]
     try:
         async with running_consumer(settings):

@@ -7,7 +7,6 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 from consumers.screening import Refusal, screen
 from ops.runtime.topics import ensure_topics
 from schemas.events import Reason, Status
+from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import (
     encode,
@@ -23,8 +23,6 @@ from tests.helpers.support import (
     read_topic,
     request_body,
     running_consumer,
-    seed_creator,
-    seed_steps,
 )
 
 pytestmark = pytest.mark.faults
@@ -127,16 +125,11 @@ def draw_payloads(count: int) -> list[bytes]:
 
 
 async def test_generated_bad_input_gets_its_reason_and_good_requests_keep_flowing(
-    make_settings: MakeSettings, database_url: str
+    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
 ) -> None:
     settings_ = make_settings(max_event_bytes=MAX_BYTES, topic_partitions=1)
     await ensure_topics(settings_)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        good = [await seed_creator(conn) for _ in range(30)]
-    finally:
-        await conn.close()
+    good = await make_creators(30)
     junk = draw_payloads(JUNK)
     # The oracle is the pure screening: what it refuses, the pipeline must refuse the same way;
     # what it accepts names unknown users, so the pipeline answers user_not_found.

@@ -8,6 +8,7 @@ import pytest
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
+from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import (
     encode,
@@ -15,8 +16,6 @@ from tests.helpers.support import (
     read_topic,
     request_body,
     running_consumer,
-    seed_creator,
-    seed_steps,
     send_requests,
 )
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.faults
 
 
 async def test_a_store_locked_past_the_retry_budget_fails_alone_and_holds_up_no_one_beyond_it(
-    make_settings: MakeSettings, database_url: str
+    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
 ) -> None:
     settings = make_settings(
         topic_partitions=1,
@@ -33,12 +32,7 @@ async def test_a_store_locked_past_the_retry_budget_fails_alone_and_holds_up_no_
         retry_max_delay_ms=400,
     )
     await ensure_topics(settings)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creators = [await seed_creator(conn) for _ in range(40)]
-    finally:
-        await conn.close()
+    creators = await make_creators(40)
     stuck = creators[17]
     values = [encode(request_body(c, correlation_id=f"c{i}")) for i, c in enumerate(creators)]
     locker = await asyncpg.connect(database_url)

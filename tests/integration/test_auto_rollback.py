@@ -12,6 +12,7 @@ from ops.runtime.pause_switch import read_control, set_paused
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from streams.app import run_stream
+from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import (
     encode,
@@ -19,8 +20,6 @@ from tests.helpers.support import (
     read_topic,
     request_body,
     running_consumer,
-    seed_creator,
-    seed_steps,
     send_requests,
 )
 
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(
-    make_settings: MakeSettings, database_url: str
+    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
 ) -> None:
     settings = make_settings(
         topic_partitions=1,
@@ -40,13 +39,8 @@ async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(
         alert_error_rate_for_seconds=0.5,
     )
     await ensure_topics(settings)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        doomed = [await seed_creator(conn) for _ in range(12)]
-        waiting = [await seed_creator(conn) for _ in range(15)]
-    finally:
-        await conn.close()
+    doomed = await make_creators(12)
+    waiting = await make_creators(15)
     locker = await asyncpg.connect(database_url)
     held = locker.transaction()
     await held.start()

@@ -10,6 +10,7 @@ import pytest
 
 from schemas.events import Reason, Status
 from schemas.settings import Settings
+from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import (
     encode,
@@ -17,8 +18,6 @@ from tests.helpers.support import (
     read_topic,
     request_body,
     running_consumer,
-    seed_creator,
-    seed_steps,
     send_requests,
 )
 
@@ -34,14 +33,9 @@ async def _count(database_url: str, sql: str, *args: object) -> int:
 
 
 async def test_a_replayed_request_gets_the_same_outcome_and_no_second_side_effect(
-    settings: Settings, database_url: str
+    settings: Settings, database_url: str, make_creators: MakeCreators
 ) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creator = await seed_creator(conn)
-    finally:
-        await conn.close()
+    (creator,) = await make_creators()
     value = encode(request_body(creator))
     async with running_consumer(settings):
         await send_requests(settings, [value])
@@ -61,14 +55,9 @@ async def test_a_replayed_request_gets_the_same_outcome_and_no_second_side_effec
 
 
 async def test_ten_requests_for_one_store_sent_at_once_publish_it_once(
-    settings: Settings, database_url: str
+    settings: Settings, database_url: str, make_creators: MakeCreators
 ) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creator = await seed_creator(conn)
-    finally:
-        await conn.close()
+    (creator,) = await make_creators()
     values = [encode(request_body(creator)) for _ in range(10)]
     await asyncio.gather(*(send_requests(settings, [value]) for value in values))
     async with running_consumer(settings):
@@ -86,15 +75,10 @@ async def test_ten_requests_for_one_store_sent_at_once_publish_it_once(
 
 
 async def test_a_request_that_failed_is_processed_afresh_when_replayed(
-    settings: Settings, database_url: str, make_settings: MakeSettings
+    settings: Settings, database_url: str, make_settings: MakeSettings, make_creators: MakeCreators
 ) -> None:
     """A row lock held past the retry budget fails the request; replayed later, it publishes."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creator = await seed_creator(conn)
-    finally:
-        await conn.close()
+    (creator,) = await make_creators()
 
     quick = make_settings(
         topic_requests=settings.topic_requests,
@@ -128,18 +112,13 @@ async def test_a_request_that_failed_is_processed_afresh_when_replayed(
 
 
 async def test_a_forged_request_cannot_take_a_genuine_requests_outcome(
-    make_settings: MakeSettings, database_url: str
+    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
 ) -> None:
     from ops.runtime.topics import ensure_topics
 
     signed = make_settings(event_signing_secret="s3cret-for-tests")
     await ensure_topics(signed)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creator = await seed_creator(conn)
-    finally:
-        await conn.close()
+    (creator,) = await make_creators()
     body = request_body(creator)
     value = encode(body)
     # Same event id, forged first: it must neither publish nor poison the idempotency record.

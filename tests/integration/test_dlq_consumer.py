@@ -9,6 +9,7 @@ import pytest
 
 from schemas.events import Reason, Status
 from schemas.settings import Settings
+from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.dlq import cli, json_lines
 from tests.helpers.support import (
@@ -17,8 +18,6 @@ from tests.helpers.support import (
     read_topic,
     request_body,
     running_consumer,
-    seed_creator,
-    seed_steps,
     send_requests,
 )
 
@@ -26,14 +25,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_replay_after_a_database_fault_publishes_each_failed_request_exactly_once(
-    settings: Settings, database_url: str, make_settings: MakeSettings
+    settings: Settings, database_url: str, make_settings: MakeSettings, make_creators: MakeCreators
 ) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creators = [await seed_creator(conn) for _ in range(3)]
-    finally:
-        await conn.close()
+    creators = await make_creators(3)
     # Row locks held past the retry budget: the fault fails every request.
     quick = make_settings(
         topic_requests=settings.topic_requests,

@@ -8,6 +8,7 @@ import pytest
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
+from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import (
     encode,
@@ -15,8 +16,6 @@ from tests.helpers.support import (
     read_topic,
     request_body,
     running_consumer,
-    seed_creator,
-    seed_steps,
     send_requests,
 )
 
@@ -24,16 +23,11 @@ pytestmark = pytest.mark.integration
 
 
 async def test_unreadable_gating_state_fails_closed_with_gating_unavailable(
-    make_settings: MakeSettings, database_url: str
+    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
 ) -> None:
     settings = make_settings(topic_partitions=1, db_lock_timeout_ms=100)
     await ensure_topics(settings)
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creators = [await seed_creator(conn) for _ in range(2)]
-    finally:
-        await conn.close()
+    creators = await make_creators(2)
     locker = await asyncpg.connect(database_url)
     held = locker.transaction()
     await held.start()

@@ -10,6 +10,7 @@ import pytest
 
 from schemas.events import Status
 from schemas.settings import Settings
+from tests.fixtures.creators import MakeCreators
 from tests.helpers.dlq import cli
 from tests.helpers.support import (
     encode,
@@ -17,8 +18,6 @@ from tests.helpers.support import (
     read_topic,
     request_body,
     running_consumer,
-    seed_creator,
-    seed_steps,
     send_requests,
 )
 
@@ -26,14 +25,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_pause_holds_every_request_and_resume_processes_all_of_them(
-    settings: Settings, database_url: str
+    settings: Settings, database_url: str, make_creators: MakeCreators
 ) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await seed_steps(conn)
-        creators = [await seed_creator(conn) for _ in range(5)]
-    finally:
-        await conn.close()
+    creators = await make_creators(5)
 
     paused = await cli(settings, "pause", "--reason", "partial rollback drill")
     assert paused.code == 0, paused.err
