@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from consumers.batch import BatchHandler
 from consumers.commit import Committer
 from consumers.holding import Holding, ProbeDatabase, sleep_or_stop
+from consumers.ledger import ledger_maintenance
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from consumers.ownership import Ownership
@@ -125,6 +126,11 @@ async def run_consumer(
     metrics = ConsumerMetrics.create(registry)
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(_pool(settings))
+        await stack.enter_async_context(
+            ledger_maintenance(
+                pool, settings, metrics.ledger_partitions_created, metrics.ledger_partitions_dropped
+            )
+        )
         consumer = AIOKafkaConsumer(
             **settings.kafka_client_options(),
             group_id=settings.consumer_group,

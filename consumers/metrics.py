@@ -32,6 +32,8 @@ class ConsumerMetrics:
     paused: Gauge
     database_available: Gauge
     database_faults: Counter
+    ledger_partitions_created: Counter
+    ledger_partitions_dropped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
@@ -105,6 +107,16 @@ class ConsumerMetrics:
                 "store_publish_database_faults_total",
                 "Polls held back for a database fault (not the requests'), by SQLSTATE.",
                 ["sqlstate"],
+                registry=registry,
+            ),
+            ledger_partitions_created=Counter(
+                "store_publish_ledger_partitions_created_total",
+                "Partitions of the idempotency ledger created ahead by maintenance.",
+                registry=registry,
+            ),
+            ledger_partitions_dropped=Counter(
+                "store_publish_ledger_partitions_dropped_total",
+                "Partitions of the idempotency ledger dropped past the retention.",
                 registry=registry,
             ),
         )

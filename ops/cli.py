@@ -46,6 +46,7 @@ def load_settings() -> Settings:
 @app.command()
 def migrate() -> None:
     """Bring the database schema and the topics up to date (idempotent)."""
+    from consumers.ledger import maintain_ledger_once
     from ops.db.migrate import MigrationDrift, migrate_database
     from ops.runtime.topics import ensure_topics
 
@@ -59,6 +60,8 @@ def migrate() -> None:
                 ExitCode.NOT_SET_UP,
             ) from error
         typer.echo(f"database: {len(applied)} migration(s) applied {applied}")
+        made, dropped = await maintain_ledger_once(settings)
+        typer.echo(f"ledger: {len(made)} partition(s) created, {len(dropped)} dropped")
         servers = settings.kafka_bootstrap_servers
         created = await with_kafka_deadline(servers, ensure_topics(settings))
         typer.echo(f"topics: {len(created)} created {created}")
