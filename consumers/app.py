@@ -145,6 +145,7 @@ async def run_consumer(
             consumer,
             read_switch=lambda: read_control(pool),
             probe=_probe(settings, pool),
+            reconnect=pool.expire_connections,
             metrics=metrics,
         )
         committer = Committer(settings, consumer, ownership, BatchHandler(settings, pool))

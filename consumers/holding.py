@@ -42,6 +42,9 @@ class Pausable(Protocol):
 ReadSwitch = Callable[[], Awaitable[ControlState]]
 # Raises while the database does not answer.
 ProbeDatabase = Callable[[], Awaitable[None]]
+# Drops the pool's connections: a session can carry the fault (a connection that landed on
+# a read-only standby, settings of a role changed since), so the retry gets fresh ones.
+Reconnect = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -67,12 +70,14 @@ class Holding:
         consumer: Pausable,
         read_switch: ReadSwitch,
         probe: ProbeDatabase,
+        reconnect: Reconnect,
         metrics: ConsumerMetrics,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._read_switch = read_switch
         self._probe = probe
+        self._reconnect = reconnect
         self._metrics = metrics
         self.paused = False
         self.pause_reason: str | None = None
@@ -179,6 +184,10 @@ class Holding:
         self._metrics.database_faults.labels(fault.sqlstate or "none").inc()
         self._consumer.pause(*self._consumer.assignment())
         await sleep_or_stop(stop, self._fault_delay)
+        try:
+            await self._reconnect()
+        except Exception as error:
+            log.warning("Could not drop the pool's connections", error=describe(error))
         self._fault_delay = min(
             self._fault_delay * 2, self._settings.db_outage_max_backoff_ms / 1000
         )

@@ -189,6 +189,10 @@ class Probe:
             raise ConnectionRefusedError(111, "refused")
 
 
+async def _reconnect() -> None:
+    return None
+
+
 @dataclass
 class Rig:
     kafka: FakeKafka
@@ -237,7 +241,7 @@ def _rig(
     probe = probe or Probe()
     registry = CollectorRegistry()
     metrics = ConsumerMetrics.create(registry)
-    holding = Holding(settings, kafka, switch.read, probe, metrics)
+    holding = Holding(settings, kafka, switch.read, probe, _reconnect, metrics)
     committer = Committer(settings, kafka, claims, decider)
     loop = ConsumerLoop(settings, kafka, committer, holding, claims, metrics)
     return Rig(kafka, writer, claims, decider, switch, probe, holding, loop, registry)
