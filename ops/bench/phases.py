@@ -44,6 +44,7 @@ from ops.bench.probes import (
 )
 from ops.bench.profile import Recording, py_spy, summarize
 from ops.bench.report import LatencyFigures, PhaseFigures
+from ops.bench.storage import bytes_per_request_line
 from ops.dev.seed import Population
 from ops.runtime.pause_switch import set_paused
 from ops.runtime.topics import create_topics
@@ -242,6 +243,8 @@ async def run_consumer_phase(
                 f"  {child.name} logged {len(child.errors)} error line(s), first: {child.errors[0]}"
             )
     _say_profiles(run, recordings)
+    if phase == "pipeline":  # bytes the ledger and analytics rows take per request
+        run.say(await bytes_per_request_line(dsn, follower.count))
     used = cpu_used(before, after)
     if workers > 1:
         used["consumer"] = round(sum(used.get(c.name) or 0.0 for c in consumers), 2)
