@@ -16,21 +16,21 @@ from prometheus_client import CollectorRegistry
 
 from consumers.batch import BatchHandler
 from consumers.commit import Committer
-from consumers.holding import Holding, ProbeDatabase, sleep_or_stop
+from consumers.holding import Holding, ProbeDatabase
 from consumers.ledger import ledger_maintenance
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from consumers.ownership import Ownership
-from ops.runtime.faults import describe
 from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import read_control
+from ops.runtime.waiting import until_started, within
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.app")
 
-# Stopping the Kafka consumer leaves its group; a broker that went away must not hold the
-# process past this.
-_CLIENT_STOP_TIMEOUT_S = 10.0
+# Stopping the Kafka clients leaves the group and ends the producer; a broker that went
+# away must not hold the process past this.
+_CLIENT_STOP_TIMEOUT_S = 3.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -90,26 +90,12 @@ def _probe(settings: Settings, pool: asyncpg.Pool) -> ProbeDatabase:
     return probe
 
 
-async def _start_consumer(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:
-    """Start the Kafka consumer, waiting for the broker while it does not answer; False
-    when stopped first."""
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            await consumer.start()
-            return True
-        except Exception as error:
-            log.warning("Waiting for Kafka", error=describe(error))
-            await sleep_or_stop(stop, delay)
-            delay = min(delay * 2, 5.0)
-    return False
-
-
-async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+async def _stop_clients(consumer: AIOKafkaConsumer, ownership: Ownership) -> None:
+    """Leave the group and drop the writer side by side, within one bound."""
     try:
-        await asyncio.wait_for(consumer.stop(), timeout=_CLIENT_STOP_TIMEOUT_S)
+        await within(asyncio.gather(ownership.close(), consumer.stop()), _CLIENT_STOP_TIMEOUT_S)
     except TimeoutError:
-        log.warning("Kafka consumer did not stop in time; leaving the group to time out")
+        log.warning("Kafka clients did not stop in time; the group and the transaction time out")
 
 
 async def run_consumer(
@@ -158,11 +144,10 @@ async def run_consumer(
                 settings.consumer_http_port, registry, loop.health, host=settings.http_host
             )
         )
-        if not await _start_consumer(consumer, stop):
+        if not await until_started(consumer.start, stop, waiting="Waiting for Kafka"):
             log.info("Consumer stopping before it started")
             return
-        stack.push_async_callback(_stop_consumer, consumer)
-        stack.push_async_callback(ownership.close)
+        stack.push_async_callback(_stop_clients, consumer, ownership)
         log.info(
             "Consumer started",
             group=settings.consumer_group,

@@ -19,6 +19,7 @@ from consumers.errors import BatchHandedBack, PartitionLost
 from consumers.outcomes import InboundRecord, OutboundRecord
 from consumers.repository import PartitionClaim
 from ops.runtime.faults import describe
+from ops.runtime.waiting import within
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.commit")
@@ -124,9 +125,8 @@ class Committer:
         try:
             # A transaction can hang when the broker goes away mid-commit: past this bound
             # the outcome is ambiguous, and a fresh producer settles it.
-            await asyncio.wait_for(
-                writer.commit(records, offsets),
-                timeout=self._settings.kafka_commit_timeout_ms / 1000,
+            await within(
+                writer.commit(records, offsets), self._settings.kafka_commit_timeout_ms / 1000
             )
         except ProducerFenced:
             # A partition's next owner fenced this process's id; whatever is still ours is

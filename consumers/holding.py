@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Set
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -22,6 +21,7 @@ from consumers.errors import DatabaseFault
 from consumers.metrics import ConsumerMetrics
 from ops.runtime.faults import describe, is_unreachable
 from ops.runtime.pause_switch import ControlState
+from ops.runtime.waiting import sleep_or_stop
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.holding")
@@ -54,11 +54,6 @@ class HeldFault:
     sqlstate: str | None
     error: str
     since: datetime
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 class Holding:

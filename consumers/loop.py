@@ -21,9 +21,10 @@ from aiokafka.structs import TopicPartition
 
 from consumers.commit import Batches, Committer, Seekable
 from consumers.errors import BatchHandedBack, DatabaseFault, DatabaseUnavailable, PublishingPaused
-from consumers.holding import Holding, Pausable, sleep_or_stop
+from consumers.holding import Holding, Pausable
 from consumers.metrics import ConsumerMetrics
 from ops.runtime.faults import describe, is_unreachable
+from ops.runtime.waiting import sleep_or_stop, within
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.loop")
@@ -31,7 +32,7 @@ log = structlog.get_logger("consumers.loop")
 # After SIGTERM, how long the poll in flight may go on before it is handed back: a Kafka
 # transaction hanging on a broker that went away must not hold the shutdown for its whole
 # timeout. What is handed back is redone, idempotently, by the partition's next owner.
-SHUTDOWN_GRACE_S = 5.0
+SHUTDOWN_GRACE_S = 3.0
 
 
 class Source(Pausable, Seekable, Protocol):
@@ -110,16 +111,16 @@ class ConsumerLoop:
         stopping = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not task.done():
-                done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
-                if not done:
-                    log.warning("Stopping: the poll in flight is handed back")
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    return
-            await task
         finally:
             stopping.cancel()
+        if task.done():
+            await task
+            return
+        try:
+            await within(task, SHUTDOWN_GRACE_S)
+        except TimeoutError:
+            # The poll was sought back when its commit was cancelled (`Committer`).
+            log.warning("Stopping: the poll in flight is handed back")
 
     async def _process(self, batches: Batches, stop: asyncio.Event) -> None:
         for records in batches.values():

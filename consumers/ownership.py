@@ -18,6 +18,7 @@ from aiokafka.structs import TopicPartition
 from consumers import repository as repo
 from consumers.kafka_io import TransactionalWriter, fence, new_transactional_id
 from ops.runtime.faults import describe
+from ops.runtime.waiting import sleep_or_stop, within
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.ownership")
@@ -111,7 +112,7 @@ class Ownership:
             writer, self._writer = self._writer, None
         if writer is not None:
             with suppress(Exception):
-                await asyncio.wait_for(writer.stop(), timeout=wait_s)
+                await within(writer.stop(), wait_s)
 
     def claim_for(self, tp: TopicPartition, first_offset: int) -> repo.PartitionClaim | None:
         """The claim to process a batch starting at `first_offset` with, or None when the
@@ -155,8 +156,7 @@ class Ownership:
                     partition=tp.partition,
                     error=describe(error),
                 )
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            await sleep_or_stop(self._stop, delay)
             delay = min(delay * 2, self._settings.db_outage_max_backoff_ms / 1000)
         return None
 

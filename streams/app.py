@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 
 import asyncpg
 import structlog
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from ops.runtime.faults import classify, describe
 from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import set_paused
+from ops.runtime.waiting import until_started, within
 from schemas.events import Alert, AlertAction, AlertState, PublishOutcome
 from schemas.settings import Settings
 from streams.alerts import Evaluation, Rule, RuleState, evaluate, rules_from_settings
@@ -181,9 +183,17 @@ def rollback_action(pool: asyncpg.Pool) -> AlertSink:
 _STOP_TIMEOUT_S = 10.0
 
 
+async def _broker_answers(settings: Settings) -> None:
+    """Raises while no broker answers: faust's own start gives up at once on a refused
+    bootstrap, where the stream, like the consumer, should wait."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    await admin.close()
+
+
 async def _bounded(stop: Callable[[], Awaitable[None]], seconds: float) -> None:
     try:
-        await asyncio.wait_for(stop(), timeout=seconds)
+        await within(stop(), seconds)
     except TimeoutError:
         log.warning("Rates stream did not stop in time", seconds=seconds)
 
@@ -237,6 +247,11 @@ async def run_stream(
         )
         # SIGTERM may come while faust still waits for the broker or its group: starting
         # is raced against it, and stopping is bounded, so the process always exits.
+        if not await until_started(
+            lambda: _broker_answers(settings), stop, waiting="Waiting for Kafka"
+        ):
+            log.info("Rates stream stopping before it started")
+            return
         stopping = asyncio.create_task(stop.wait())
         starting = asyncio.create_task(rates.start())
         stack.push_async_callback(_bounded, rates.stop, _STOP_TIMEOUT_S)
