@@ -21,6 +21,7 @@ from consumers.ledger import ledger_maintenance
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from consumers.ownership import Ownership
+from consumers.state_report import StateReporter
 from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import read_control
 from ops.runtime.waiting import until_started, within
@@ -126,6 +127,8 @@ async def run_consumer(
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         ownership = Ownership(settings, consumer, pool, stop)
+        reporter = StateReporter(pool, ownership.owner, settings.consumer_group)
+        await stack.enter_async_context(reporter.running())
         holding = Holding(
             settings,
             consumer,
@@ -133,6 +136,7 @@ async def run_consumer(
             probe=_probe(settings, pool),
             reconnect=pool.expire_connections,
             metrics=metrics,
+            report=reporter.report,
         )
         committer = Committer(settings, consumer, ownership, BatchHandler(settings, pool))
         loop = ConsumerLoop(settings, consumer, committer, holding, ownership, metrics)

@@ -19,6 +19,7 @@ from aiokafka.structs import TopicPartition
 
 from consumers.errors import DatabaseFault
 from consumers.metrics import ConsumerMetrics
+from consumers.state_report import StateReport
 from ops.runtime.faults import describe, is_unreachable
 from ops.runtime.pause_switch import ControlState
 from ops.runtime.waiting import sleep_or_stop
@@ -42,6 +43,8 @@ class Pausable(Protocol):
 ReadSwitch = Callable[[], Awaitable[ControlState]]
 # Raises while the database does not answer.
 ProbeDatabase = Callable[[], Awaitable[None]]
+# Told each new state, for `store-publish status` (a `StateReporter`).
+Report = Callable[[StateReport], None]
 # Drops the pool's connections: a session can carry the fault (a connection that landed on
 # a read-only standby, settings of a role changed since), so the retry gets fresh ones.
 Reconnect = Callable[[], Awaitable[None]]
@@ -67,12 +70,15 @@ class Holding:
         probe: ProbeDatabase,
         reconnect: Reconnect,
         metrics: ConsumerMetrics,
+        report: Report | None = None,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._read_switch = read_switch
         self._probe = probe
         self._reconnect = reconnect
+        self._report = report
+        self._working_since = datetime.now(UTC)
         self._metrics = metrics
         self.paused = False
         self.pause_reason: str | None = None
@@ -82,6 +88,7 @@ class Holding:
         self._next_switch_read = 0.0
         metrics.database_available.set(1)
         metrics.paused.set(0)
+        self._changed()
 
     @property
     def holds_back(self) -> bool:
@@ -110,6 +117,24 @@ class Holding:
             )
         return down is None and fault is None, details
 
+    def state(self) -> StateReport:
+        """The most serious reason for holding back, or working."""
+        if self.database_down_since is not None:
+            return StateReport("database_unavailable", None, None, self.database_down_since)
+        if self.fault is not None:
+            return StateReport(
+                "database_fault", self.fault.sqlstate, self.fault.error, self.fault.since
+            )
+        if self.paused:
+            return StateReport("paused", None, self.pause_reason, self._working_since)
+        return StateReport("working", None, None, self._working_since)
+
+    def _changed(self) -> None:
+        if not self.holds_back:
+            self._working_since = datetime.now(UTC)
+        if self._report is not None:
+            self._report(self.state())
+
     # The pause switch -------------------------------------------------------------------
 
     async def read_switch_when_due(self) -> None:
@@ -132,6 +157,9 @@ class Holding:
         else:
             self._consumer.resume(*assignment)
             log.info("Publishing resumed")
+        self._working_since = datetime.now(UTC)
+        if self._report is not None:
+            self._report(self.state())
         # Read the switch again soon: a batch refused by the switch re-reads its reason.
         self._next_switch_read = 0.0
 
@@ -143,6 +171,7 @@ class Holding:
         self._metrics.database_available.set(0)
         self._consumer.pause(*self._consumer.assignment())
         log.error("Database unavailable, requests wait in Kafka", error=describe(error))
+        self._changed()
         delay = 0.1
         max_delay = self._settings.db_outage_max_backoff_ms / 1000
         while not stop.is_set():
@@ -162,6 +191,7 @@ class Holding:
         self.database_down_since = None
         if self.fault is None:
             self._metrics.database_available.set(1)
+        self._changed()
         self._next_switch_read = 0.0
         self._let_go()
 
@@ -176,6 +206,7 @@ class Holding:
                 sqlstate=fault.sqlstate,
                 error=fault.error,
             )
+            self._changed()
         self._metrics.database_faults.labels(fault.sqlstate or "none").inc()
         self._consumer.pause(*self._consumer.assignment())
         await sleep_or_stop(stop, self._fault_delay)
@@ -200,6 +231,7 @@ class Holding:
                 sqlstate=fault.sqlstate,
                 faultSeconds=(datetime.now(UTC) - fault.since).total_seconds(),
             )
+            self._changed()
 
     def _let_go(self) -> None:
         if not self.paused:

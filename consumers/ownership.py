@@ -49,6 +49,11 @@ class Ownership:
         self.transactional_id = new_transactional_id(settings, self._owner)
 
     @property
+    def owner(self) -> str:
+        """This process, as the claims and the state reports name it: host:pid."""
+        return self._owner
+
+    @property
     def partitions(self) -> list[int]:
         return sorted(tp.partition for tp in self._taken)
 

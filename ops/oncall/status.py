@@ -8,6 +8,7 @@ minutes (`publish_requests`), and the tail of the alerts topic.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
@@ -64,6 +65,56 @@ class RecentOutcomes:
 
 
 @dataclass(frozen=True)
+class ConsumerState:
+    """What a consumer process last said about itself (consumer_states)."""
+
+    owner: str
+    state: str  # working, paused, database_unavailable, database_fault
+    sqlstate: str | None
+    error: str | None
+    since: datetime
+    seconds_since_update: float
+
+    @property
+    def held_back(self) -> bool:
+        return self.state != "working"
+
+    def describe(self) -> str:
+        why = {
+            "working": "working",
+            "paused": "held back by the pause switch",
+            "database_unavailable": "held back: PostgreSQL does not answer",
+            "database_fault": f"held back by a database fault (SQLSTATE {self.sqlstate})",
+        }.get(self.state, self.state)
+        line = f"consumer {self.owner}: {why} since {self.since.isoformat(timespec='seconds')}"
+        if self.state == "database_fault" and self.error:
+            line += f": {self.error}"
+        if self.seconds_since_update > 90:
+            line += f" (last heard {self.seconds_since_update:.0f} s ago)"
+        return line
+
+
+async def consumer_states(conn: asyncpg.Connection, consumer_group: str) -> list[ConsumerState]:
+    rows = await conn.fetch(
+        """SELECT owner, state, sqlstate, error, since,
+                  extract(epoch FROM now() - updated_at) AS age
+             FROM consumer_states WHERE consumer_group = $1 ORDER BY owner""",
+        consumer_group,
+    )
+    return [
+        ConsumerState(
+            row["owner"],
+            row["state"],
+            row["sqlstate"],
+            row["error"],
+            row["since"],
+            float(row["age"]),
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
 class PipelineStatus:
     control: ControlState
     consumer_group: str
@@ -71,6 +122,7 @@ class PipelineStatus:
     outcomes: RecentOutcomes
     alerts: list[Alert]  # the most recent last
     firing: list[str]
+    consumers: list[ConsumerState]
 
     @property
     def total_lag(self) -> int:
@@ -96,6 +148,9 @@ class PipelineStatus:
             },
             "alerts": [alert.model_dump(mode="json") for alert in self.alerts],
             "firing": self.firing,
+            "consumers": [
+                {**asdict(item), "since": item.since.isoformat()} for item in self.consumers
+            ],
         }
 
 
@@ -173,10 +228,16 @@ async def recent_alerts(settings: Settings, per_partition: int) -> list[Alert]:
 async def pipeline_status(
     settings: Settings, *, minutes: float = 5.0, alerts: int = 5
 ) -> PipelineStatus:
-    async def from_database(conn: asyncpg.Connection) -> tuple[ControlState, RecentOutcomes]:
-        return await read_control(conn), await recent_outcomes(conn, minutes)
+    async def from_database(
+        conn: asyncpg.Connection,
+    ) -> tuple[ControlState, RecentOutcomes, list[ConsumerState]]:
+        return (
+            await read_control(conn),
+            await recent_outcomes(conn, minutes),
+            await consumer_states(conn, settings.consumer_group),
+        )
 
-    control, outcomes = await in_database(settings.dsn(), from_database)
+    control, outcomes, consumers = await in_database(settings.dsn(), from_database)
     lag = await group_lag(settings)
     # Read further back than shown, so an alert that fired a while ago still counts as firing.
     history = await recent_alerts(settings, per_partition=max(alerts, _ALERT_LOOKBACK))
@@ -187,4 +248,5 @@ async def pipeline_status(
         outcomes=outcomes,
         alerts=history[-alerts:] if alerts else [],
         firing=firing_alerts(history),
+        consumers=consumers,
     )

@@ -15,11 +15,11 @@ from typing import Annotated
 import asyncpg
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ops.command_errors import operator_errors
 from ops.oncall.exit_codes import in_database
+from ops.oncall.fit import Column, fit_table, show
 from ops.oncall.render import json_line, moment, safe
 from ops.oncall.status import PipelineStatus, pipeline_status
 from ops.runtime.pause_switch import ControlState, read_control, set_paused
@@ -108,6 +108,9 @@ def status(
     ] = 5.0,
     alerts: Annotated[int, typer.Option(min=0, help="How many recent alerts to show.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every column, however wide the terminal.")
+    ] = False,
 ) -> None:
     """Paused or not (why, since when, by whom), consumer lag, recent outcomes and alerts."""
     with operator_errors():
@@ -116,20 +119,46 @@ def status(
     if as_json:
         typer.echo(json_line(found.to_json()))
         return
-    _print_status(Console(), found)
+    print_status(Console(), found, wide=wide)
 
 
-def _print_status(console: Console, found: PipelineStatus) -> None:
+LAG_COLUMNS = (
+    Column("partition", right=True),
+    Column("lag", right=True),
+    Column("committed", keep=1, right=True),
+    Column("end", keep=2, right=True),
+)
+OUTCOME_COLUMNS = (
+    Column("status"),
+    Column("reason"),
+    Column("count", right=True),
+    Column("retried", keep=1, right=True),
+)
+ALERT_COLUMNS = (
+    Column("evaluated at (UTC)"),
+    Column("alert", kind="text", shortest=20, longest=60),
+    Column("state"),
+    Column("value", keep=1, right=True),
+    Column("threshold", keep=2, right=True),
+    Column("action", keep=3),
+)
+
+
+def print_status(console: Console, found: PipelineStatus, *, wide: bool = False) -> None:
+    """The switch, the lag per partition, the recent outcomes and alerts, fitted to `console`."""
+    width = console.width
     console.print(_describe(found.control))
-    lag = Table(
-        title=f"consumer group {found.consumer_group}: lag {found.total_lag}", title_justify="left"
-    )
-    for column in ("partition", "committed", "end", "lag"):
-        lag.add_column(column, justify="right")
-    for item in found.lag:
-        committed = "-" if item.committed is None else str(item.committed)
-        lag.add_row(str(item.partition), committed, str(item.end), str(item.lag))
-    console.print(lag)
+    lag_rows = [
+        [
+            str(item.partition),
+            str(item.lag),
+            "-" if item.committed is None else str(item.committed),
+            str(item.end),
+        ]
+        for item in found.lag
+    ]
+    title = f"consumer group {found.consumer_group}: lag {found.total_lag}"
+    show(console, fit_table(LAG_COLUMNS, lag_rows, width=width, wide=wide, title=title), wide=wide)
 
     recent = found.outcomes
     console.print(
@@ -140,28 +169,25 @@ def _print_status(console: Console, found: PipelineStatus) -> None:
         )
     )
     if recent.counts:
-        outcomes = Table(show_header=True)
-        for column in ("status", "reason", "count", "retried"):
-            outcomes.add_column(
-                column, justify="right" if column in ("count", "retried") else "left"
-            )
-        for count in recent.counts:
-            outcomes.add_row(count.status, count.reason or "", str(count.count), str(count.retried))
-        console.print(outcomes)
+        rows = [
+            [count.status, count.reason or "", str(count.count), str(count.retried)]
+            for count in recent.counts
+        ]
+        show(console, fit_table(OUTCOME_COLUMNS, rows, width=width, wide=wide), wide=wide)
 
     firing = ", ".join(found.firing) if found.firing else "none"
     console.print(Text(f"alerts firing: {firing}", style="bold red" if found.firing else ""))
     if found.alerts:
-        table = Table(title="last alerts", title_justify="left")
-        for column in ("evaluated at", "alert", "state", "action", "value", "threshold"):
-            table.add_column(column)
-        for alert in found.alerts:
-            table.add_row(
-                moment(alert.evaluated_at),
-                safe(alert.alert),
+        rows = [
+            [
+                alert.evaluated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                alert.alert,
                 alert.state.value,
-                alert.action.value,
                 f"{alert.value:.4g}",
                 f"{alert.threshold:.4g}",
-            )
-        console.print(table)
+                alert.action.value,
+            ]
+            for alert in found.alerts
+        ]
+        fitted = fit_table(ALERT_COLUMNS, rows, width=width, wide=wide, title="last alerts")
+        show(console, fitted, wide=wide)

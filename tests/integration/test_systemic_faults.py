@@ -7,6 +7,8 @@ dead-lettered, every store published once; and the metric names the SQLSTATE."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -170,6 +172,9 @@ async def test_a_database_fault_pauses_publishing_and_fails_no_request(
             assert faults is not None
             assert faults >= 1
             assert registry.get_sample_value("store_publish_database_available") == 0
+            if sqlstate != "25006":  # a read-only database cannot take the consumer's report
+                said = await _status_of_consumers(settings)
+                assert [(c["state"], c["sqlstate"]) for c in said] == [("database_fault", sqlstate)]
             await lift(admin, consumer_role.name)
             outcomes = outcomes_of(
                 await read_topic(settings, settings.topic_outcomes, expect=len(values) + 1)
@@ -220,6 +225,25 @@ async def test_a_bug_in_the_batch_path_pauses_publishing_and_fails_no_request(
         await _account(settings, admin, outcomes[1:], len(values), warmed_up=1)
     finally:
         await admin.close()
+
+
+async def _status_of_consumers(settings: Settings) -> list[dict[str, object]]:
+    """What `store-publish status --json` says of the consumers, run as an operator would."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ops.cli",
+        "status",
+        "--json",
+        env=settings.child_environment(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    consumers = json.loads(out)["consumers"]
+    assert isinstance(consumers, list)
+    return consumers
 
 
 async def _account(
