@@ -20,10 +20,20 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.structs import TopicPartition
 
 from consumers.outcomes import OutboundRecord
 from schemas.settings import Settings
+
+# After a commit, the broker answers the next transaction's AddPartitionsToTxn with
+# CONCURRENT_TRANSACTIONS until it has written the previous markers (KAFKA-5477), and
+# aiokafka waits a fixed 20 ms before asking again: with one transaction per poll that is
+# 20 ms of every cycle spent idle. The markers take a few milliseconds here, so ask again
+# sooner; the cost is at most a few more cheap requests per transaction. aiokafka reads the
+# constant at each retry (tests/unit/test_kafka_backoff.py fails if it moves or is renamed).
+CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.003
+aiokafka_sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF_S
 
 
 def new_transactional_id(settings: Settings, owner: str) -> str:

@@ -1,0 +1,23 @@
+"""The consumer shortens aiokafka's wait after CONCURRENT_TRANSACTIONS (consumers/kafka_io.py).
+If an aiokafka upgrade moves or renames what is patched, this fails instead of the patch
+silently doing nothing."""
+
+from __future__ import annotations
+
+import inspect
+
+from aiokafka.producer import sender
+
+from consumers import kafka_io
+
+
+def test_the_concurrent_transactions_backoff_is_shortened_where_aiokafka_reads_it() -> None:
+    assert sender.BACKOFF_OVERRIDE == kafka_io.CONCURRENT_TRANSACTIONS_BACKOFF_S
+    assert kafka_io.CONCURRENT_TRANSACTIONS_BACKOFF_S < 0.02
+
+
+def test_aiokafka_still_answers_concurrent_transactions_with_that_constant() -> None:
+    handler = inspect.getsource(sender.AddPartitionsToTxnHandler.handle_response)
+    # Read as a global at each retry, so the module attribute set above takes effect.
+    assert "ConcurrentTransactions" in handler
+    assert "return BACKOFF_OVERRIDE" in handler
