@@ -1,6 +1,8 @@
 """`store-publish dlq list | show | stats | replay | history`: the dead-letter topic, on call.
 
-Each command parses its flags, calls one function, prints. Exit codes: ops/dlq_errors.py.
+Each command parses its flags, calls one function, prints: a table that fits the terminal
+(`--wide` for whole ids and every column) or, with `--json`, JSON. Exit codes:
+ops/command_errors.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rich.text import Text
 from ops.command_errors import ExitCode, fail, operator_errors
 from ops.oncall.dead_letters import DeadLetter, Filters, parse_moment, select
 from ops.oncall.exit_codes import in_database
+from ops.oncall.fit import show as show_table
 from ops.oncall.render import (
     history_json,
     history_table,
@@ -26,6 +29,7 @@ from ops.oncall.render import (
     print_record,
     record_json,
     records_table,
+    replay_json,
     stats_tables,
 )
 from ops.oncall.replay import (
@@ -72,6 +76,9 @@ LimitOption = Annotated[
     int | None, typer.Option(min=1, help="At most this many, oldest failure first.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Whole ids and every column, however wide.")
+]
 
 
 def _filters(
@@ -126,6 +133,7 @@ def list_(
     correlation_id: CorrelationOption = None,
     limit: LimitOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """The dead letters matching the filters, and what `replay` would do with each."""
     filters = _filters(reason, since, until, store_id, correlation_id, limit)
@@ -137,7 +145,9 @@ def list_(
             typer.echo(json_line(record_json(record, state)))
         return
     console = Console()
-    console.print(records_table(plan.selected, f"{settings.topic_dlq}: {len(plan.selected)}"))
+    title = f"{settings.topic_dlq}: {len(plan.selected)}"
+    fitted = records_table(plan.selected, title, width=console.width, wide=wide)
+    show_table(console, fitted, wide=wide)
     console.print(Text("replay would: ") + plan_summary(plan))
 
 
@@ -145,6 +155,7 @@ def list_(
 def show(
     position: Annotated[str, typer.Argument(metavar="PARTITION:OFFSET", help="e.g. 2:1017")],
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """One dead letter: its headers, its value decoded, and the error."""
     partition_text, colon, offset_text = position.partition(":")
@@ -162,7 +173,7 @@ def show(
     if as_json:
         typer.echo(json_line(record_json(record)))
         return
-    print_record(Console(), record)
+    print_record(Console(), record, wide=wide)
 
 
 @dlq_app.command()
@@ -175,6 +186,7 @@ def stats(
     limit: LimitOption = None,
     top: Annotated[int, typer.Option(min=1, help="How many top stores and errors.")] = 10,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Counts by reason and by hour, top stores, top errors: the pattern behind a spike."""
     filters = _filters(reason, since, until, store_id, correlation_id, limit)
@@ -192,8 +204,8 @@ def stats(
             "of them already replays"
         )
     )
-    for table in stats_tables(found):
-        console.print(table)
+    for table in stats_tables(found, width=console.width, wide=wide):
+        show_table(console, table, wide=wide)
 
 
 @dlq_app.command()
@@ -215,6 +227,10 @@ def replay(
         bool,
         typer.Option(help="Also send refused reasons and parked records (replayed too often)."),
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The replay as one JSON object, no table.")
+    ] = False,
+    wide: WideOption = False,
 ) -> None:
     """Send the selected dead letters back to the requests topic, replay.count raised by one."""
     filters = _filters(reason, since, until, store_id, correlation_id, limit)
@@ -224,16 +240,22 @@ def replay(
         settings = Settings()
         plan = asyncio.run(_prepare(settings, filters, force=force))
         to_send = plan.having(ReplayVerdict.SEND)
-        if dry_run or len(plan.selected) <= _TABLE_UP_TO:
-            console.print(records_table(plan.selected, f"{settings.topic_dlq}: selected"))
-        console.print(plan_summary(plan))
+        if not as_json:
+            if dry_run or len(plan.selected) <= _TABLE_UP_TO:
+                title = f"{settings.topic_dlq}: selected"
+                fitted = records_table(plan.selected, title, width=console.width, wide=wide)
+                show_table(console, fitted, wide=wide)
+            console.print(plan_summary(plan))
         if dry_run or not to_send:
             done = asyncio.run(_record(settings, operator, filters, plan, dry_run=dry_run, sent=0))
+            if as_json:
+                typer.echo(json_line(replay_json(plan, dry_run=dry_run, sent=0, replay_id=done.id)))
+                return
             what = "dry run: nothing sent" if dry_run else "nothing to replay"
             console.print(Text(f"{what} (recorded as replay #{done.id})"))
             return
         if not yes:
-            _confirm(len(to_send), settings.topic_requests)
+            _confirm(len(to_send), settings.topic_requests, on_stderr=as_json)
         with _progress(Console(stderr=True), len(to_send)) as progress:
             task = progress.add_task("replaying", total=len(to_send))
             result = asyncio.run(
@@ -247,12 +269,17 @@ def replay(
         done = asyncio.run(
             _record(settings, operator, filters, plan, dry_run=False, sent=result.sent)
         )
-        console.print(
-            Text(
-                f"sent {result.sent} of {len(to_send)} to {settings.topic_requests} "
-                f"(recorded as replay #{done.id} by {operator})"
+        if as_json:
+            typer.echo(
+                json_line(replay_json(plan, dry_run=False, sent=result.sent, replay_id=done.id))
             )
-        )
+        else:
+            console.print(
+                Text(
+                    f"sent {result.sent} of {len(to_send)} to {settings.topic_requests} "
+                    f"(recorded as replay #{done.id} by {operator})"
+                )
+            )
         if result.error is not None:
             raise result.error
 
@@ -281,11 +308,13 @@ async def _record(
     return await in_database(settings.dsn(), work)
 
 
-def _confirm(count: int, topic: str) -> None:
+def _confirm(count: int, topic: str, *, on_stderr: bool) -> None:
     try:
-        confirmed = typer.confirm(f"Replay {count} record(s) to {topic}?", default=False)
+        confirmed = typer.confirm(
+            f"Replay {count} record(s) to {topic}?", default=False, err=on_stderr
+        )
     except typer.Abort:
-        typer.echo()  # end the prompt's line
+        typer.echo(err=on_stderr)  # end the prompt's line
         raise fail(
             "no answer on stdin to the confirmation: nothing sent (pass --yes to replay "
             "without asking)",
@@ -311,6 +340,7 @@ def _progress(console: Console, total: int) -> Progress:
 def history(
     limit: Annotated[int, typer.Option(min=1, help="How many, most recent first.")] = 20,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """The recorded replays and dry runs: when, by whom, which filters, how many records."""
     with operator_errors():
@@ -324,4 +354,5 @@ def history(
         for record in found:
             typer.echo(json_line(history_json(record)))
         return
-    Console().print(history_table(found))
+    console = Console()
+    show_table(console, history_table(found, width=console.width, wide=wide), wide=wide)

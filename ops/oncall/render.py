@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ops.oncall.dead_letters import DeadLetter
+from ops.oncall.fit import Column, Fitted, fit_table, show
 from ops.oncall.replay import ReplayPlan, ReplayRecord, ReplayVerdict
 from ops.oncall.stats import DeadLetterStats
 
@@ -82,39 +82,55 @@ def json_line(body: object) -> str:
     return json.dumps(body, sort_keys=True, default=str)
 
 
-def records_table(rows: Iterable[tuple[DeadLetter, ReplayVerdict]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("at", "failed at (UTC)", "reason", "store_id", "correlation_id"):
-        table.add_column(column, no_wrap=column != "correlation_id")
-    table.add_column("replays", justify="right")
-    table.add_column("replay")
-    table.add_column("error", overflow="fold")
-    for record, state in rows:
-        table.add_row(
+RECORD_COLUMNS = (
+    Column("at", keep=0),
+    Column("reason", keep=0),
+    Column("error", keep=0, kind="text", shortest=30, longest=200),
+    Column("store_id", keep=1, kind="id"),
+    Column("failed at (UTC)", keep=4),
+    Column("replay", keep=3),
+    Column("correlation_id", keep=5, kind="id"),
+    Column("replays", keep=6, right=True),
+)
+
+
+def records_table(
+    rows: Iterable[tuple[DeadLetter, ReplayVerdict]], title: str, *, width: int, wide: bool = False
+) -> Fitted:
+    """One line per dead letter; the error keeps the room the ids and times leave."""
+    cells = [
+        [
             record.position,
-            record.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
             record.reason.value if record.reason else "?",
-            safe(record.store_id, 36),
-            safe(record.correlation_id or "", 40),
-            str(record.replay_count),
+            record.error,
+            record.store_id,
+            record.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
             state.value,
-            safe(record.error, 120),
-        )
-    return table
+            record.correlation_id or "",
+            str(record.replay_count),
+        ]
+        for record, state in rows
+    ]
+    return fit_table(RECORD_COLUMNS, cells, width=width, wide=wide, title=title)
 
 
-def print_record(console: Console, record: DeadLetter) -> None:
+def print_record(console: Console, record: DeadLetter, *, wide: bool = False) -> None:
     console.print(Text(f"dead letter {record.position}", style="bold"))
     console.print(Text(f"failed at: {moment(record.failed_at)}"))
     console.print(Text("reason:    ") + safe(record.reason.value if record.reason else "?"))
     console.print(Text("error:     ") + safe(record.error))
     console.print(Text("key:       ") + safe(repr(record.key)))
-    headers = Table(title="headers", title_justify="left")
-    headers.add_column("name")
-    headers.add_column("value", overflow="fold")
-    for name, value in record.headers:
-        headers.add_row(safe(name), safe(value.decode("utf-8", errors="backslashreplace")))
-    console.print(headers)
+    headers = fit_table(
+        (Column("header", kind="text", shortest=12, longest=40), Column("value", kind="text")),
+        [
+            [name, value.decode("utf-8", errors="backslashreplace")]
+            for name, value in record.headers
+        ],
+        width=console.width,
+        wide=wide,
+        title="headers",
+    )
+    show(console, headers, wide=wide)
     text, is_json = decoded_value(record.value)
     size = len(record.value or b"")
     console.print(Text(f"value ({size} bytes, {'JSON' if is_json else 'not JSON'}):"))
@@ -136,48 +152,58 @@ def plan_summary(plan: ReplayPlan) -> Text:
     return Text(", ".join(parts))
 
 
-def stats_tables(stats: DeadLetterStats) -> list[Table]:
-    def counts(title: str, first: str, rows: Iterable[tuple[str, int]]) -> Table:
-        table = Table(title=title, title_justify="left")
-        table.add_column(first, overflow="fold")
-        table.add_column("count", justify="right")
-        for name, count in rows:
-            table.add_row(safe(name, 200), str(count))
-        return table
+def stats_tables(stats: DeadLetterStats, *, width: int, wide: bool = False) -> list[Fitted]:
+    def counts(title: str, first: Column, rows: Iterable[tuple[str, int]]) -> Fitted:
+        cells = [[name, str(count)] for name, count in rows]
+        return fit_table(
+            (first, Column("count", right=True)), cells, width=width, wide=wide, title=title
+        )
 
     return [
-        counts("by reason", "reason", stats.by_reason),
+        counts("by reason", Column("reason"), stats.by_reason),
         counts(
             "by hour (UTC)",
-            "hour",
+            Column("hour"),
             ((hour.strftime("%Y-%m-%d %H:00"), count) for hour, count in stats.by_hour),
         ),
-        counts("top stores", "store_id", stats.top_stores),
-        counts("top errors", "error", stats.top_errors),
+        counts("top stores", Column("store_id", kind="id"), stats.top_stores),
+        counts("top errors", Column("error", kind="text", longest=200), stats.top_errors),
     ]
 
 
-def history_table(records: Iterable[ReplayRecord]) -> Table:
-    table = Table(title="replays, most recent first", title_justify="left")
-    for column in ("id", "at (UTC)", "operator", "dry run", "forced"):
-        table.add_column(column, no_wrap=True)
-    for column in ("selected", "sent", "refused", "parked"):
-        table.add_column(column, justify="right")
-    table.add_column("filters", overflow="fold")
-    for record in records:
-        table.add_row(
+HISTORY_COLUMNS = (
+    Column("id", right=True),
+    Column("at (UTC)"),
+    Column("operator", kind="text", shortest=16, longest=40),
+    Column("sent", right=True),
+    Column("selected", keep=1, right=True),
+    Column("dry run", keep=2),
+    Column("refused", keep=4, right=True),
+    Column("parked", keep=5, right=True),
+    Column("forced", keep=6),
+    Column("filters", keep=3, kind="text", shortest=10, longest=200),
+)
+
+
+def history_table(records: Iterable[ReplayRecord], *, width: int, wide: bool = False) -> Fitted:
+    cells = [
+        [
             str(record.id),
             record.replayed_at.strftime("%Y-%m-%d %H:%M:%S"),
-            safe(record.operator, 40),
-            "yes" if record.dry_run else "no",
-            "yes" if record.forced else "no",
-            str(record.selected),
+            record.operator,
             str(record.sent),
+            str(record.selected),
+            "yes" if record.dry_run else "no",
             str(record.refused),
             str(record.parked),
-            safe(record.filters),
-        )
-    return table
+            "yes" if record.forced else "no",
+            record.filters,
+        ]
+        for record in records
+    ]
+    return fit_table(
+        HISTORY_COLUMNS, cells, width=width, wide=wide, title="replays, most recent first"
+    )
 
 
 def history_json(record: ReplayRecord) -> dict[str, object]:
@@ -192,4 +218,16 @@ def history_json(record: ReplayRecord) -> dict[str, object]:
         "sent": record.sent,
         "refused": record.refused,
         "parked": record.parked,
+    }
+
+
+def replay_json(plan: ReplayPlan, *, dry_run: bool, sent: int, replay_id: int) -> dict[str, object]:
+    """A replay as one object: what was selected, each record's verdict, what was sent."""
+    return {
+        "replay_id": replay_id,
+        "dry_run": dry_run,
+        "selected": len(plan.selected),
+        "sent": sent,
+        **{verdict.value: plan.count(verdict) for verdict in ReplayVerdict},
+        "records": [record_json(record, state) for record, state in plan.selected],
     }

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from ops.command_errors import operator_errors
 from ops.oncall.exit_codes import in_database
-from ops.oncall.fit import Column, fit_table, show
+from ops.oncall.fit import Column, cut, fit_table, one_line, show
 from ops.oncall.render import json_line, moment, safe
 from ops.oncall.status import PipelineStatus, pipeline_status
 from ops.runtime.pause_switch import ControlState, read_control, set_paused
@@ -136,7 +136,7 @@ OUTCOME_COLUMNS = (
 )
 ALERT_COLUMNS = (
     Column("evaluated at (UTC)"),
-    Column("alert", kind="text", shortest=20, longest=60),
+    Column("alert"),
     Column("state"),
     Column("value", keep=1, right=True),
     Column("threshold", keep=2, right=True),
@@ -148,6 +148,12 @@ def print_status(console: Console, found: PipelineStatus, *, wide: bool = False)
     """The switch, the lag per partition, the recent outcomes and alerts, fitted to `console`."""
     width = console.width
     console.print(_describe(found.control))
+    # Wrapped, never cut: the advice at its end is the point of the line.
+    for warning in found.retention:
+        console.print(Text(warning.describe(), style="bold red"))
+    for consumer in found.consumers:
+        line = Text(cut(one_line(consumer.describe()), width) if not wide else consumer.describe())
+        console.print(line, style="bold red" if consumer.held_back else "")
     lag_rows = [
         [
             str(item.partition),
