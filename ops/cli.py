@@ -48,7 +48,7 @@ def migrate() -> None:
     """Bring the database schema and the topics up to date (idempotent)."""
     from consumers.ledger import maintain_ledger_once
     from ops.db.migrate import MigrationDrift, migrate_database
-    from ops.runtime.topics import ensure_topics
+    from ops.runtime.topics import reconcile_topics
 
     async def run(settings: Settings) -> None:
         await reach_services(settings)  # both, before either is changed
@@ -63,8 +63,9 @@ def migrate() -> None:
         made, dropped = await maintain_ledger_once(settings)
         typer.echo(f"ledger: {len(made)} partition(s) created, {len(dropped)} dropped")
         servers = settings.kafka_bootstrap_servers
-        created = await with_kafka_deadline(servers, ensure_topics(settings))
-        typer.echo(f"topics: {len(created)} created {created}")
+        report = await with_kafka_deadline(servers, reconcile_topics(settings))
+        for line in report.lines():
+            typer.echo(line)
 
     with operator_errors():
         asyncio.run(run(load_settings()))

@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     topic_alerts: str = "store.publish.alerts"
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
+    # Set on the contract's topics by `store-publish migrate` (and reconciled on topics that
+    # exist), so they never inherit a broker's or a managed cluster's defaults. Milliseconds,
+    # -1 keeps records indefinitely. A paused request waits in the requests topic: its
+    # retention bounds how long a pause may last before requests are deleted unread.
+    topic_requests_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+    topic_outcomes_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+    # Dead letters wait for an operator, who may be on holiday: kept until replayed or purged.
+    topic_dlq_retention_ms: int = Field(default=-1, ge=-1)
+    topic_alerts_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=-1)
+    # With acks=all a write (and a transaction marker) waits for this many in-sync replicas;
+    # 2 of 3 lets one broker be lost without losing an acknowledged write.
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    # Compaction would keep one record per key: a store's earlier requests, outcomes and dead
+    # letters would vanish. Set explicitly so that a cluster whose default is compact cannot
+    # apply it; delete is the only policy the contract's topics can live with.
+    topic_cleanup_policy: Literal["delete"] = "delete"
     consumer_group: str = "store-publish"
     consumer_max_batch: int = Field(default=5000, ge=1)
     # A batch's Kafka transaction not committed within this is abandoned: the producer is
@@ -159,6 +175,17 @@ class Settings(BaseSettings):
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,
         }
+    @model_validator(mode="after")
+    def _insync_replicas_can_be_met(self) -> Settings:
+        # More in-sync replicas required than replicas exist would refuse every write.
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) exceeds "
+                f"TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write could "
+                "be acknowledged"
+            )
+        return self
+
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
 

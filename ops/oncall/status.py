@@ -7,7 +7,7 @@ minutes (`publish_requests`), and the tail of the alerts topic.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ops.command_errors import KAFKA_TIMEOUT_MS, with_kafka_deadline
 from ops.oncall.exit_codes import in_database
+from ops.oncall.retention import RetentionWarning, waiting_warnings
 from ops.oncall.topic_reader import partition_offsets, read_snapshot
 from ops.runtime.pause_switch import ControlState, read_control
 from schemas.events import Alert, AlertState, Status
@@ -123,6 +124,8 @@ class PipelineStatus:
     alerts: list[Alert]  # the most recent last
     firing: list[str]
     consumers: list[ConsumerState]
+    # Partitions whose oldest waiting request nears the requests topic's retention.
+    retention: list[RetentionWarning] = field(default_factory=list)
 
     @property
     def total_lag(self) -> int:
@@ -150,6 +153,9 @@ class PipelineStatus:
             "firing": self.firing,
             "consumers": [
                 {**asdict(item), "since": item.since.isoformat()} for item in self.consumers
+            ],
+            "retention_warnings": [
+                {**asdict(item), "message": item.describe()} for item in self.retention
             ],
         }
 
@@ -239,6 +245,8 @@ async def pipeline_status(
 
     control, outcomes, consumers = await in_database(settings.dsn(), from_database)
     lag = await group_lag(settings)
+    waiting = {item.partition: item.end - item.lag for item in lag if item.lag > 0}
+    retention = await waiting_warnings(settings, waiting)
     # Read further back than shown, so an alert that fired a while ago still counts as firing.
     history = await recent_alerts(settings, per_partition=max(alerts, _ALERT_LOOKBACK))
     return PipelineStatus(
@@ -249,4 +257,5 @@ async def pipeline_status(
         alerts=history[-alerts:] if alerts else [],
         firing=firing_alerts(history),
         consumers=consumers,
+        retention=retention,
     )
