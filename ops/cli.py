@@ -108,6 +108,29 @@ def stream() -> None:
 
 
 @app.command()
+def gateway() -> None:
+    """Serve the original `POST /api/store/publish` through the pipeline, until SIGTERM."""
+    from ops.gateway.app import run_gateway
+    from ops.runtime.logs import configure_logging
+    from ops.runtime.signals import stop_on_signals
+
+    # Services that do not answer yet are waited for by design; settings are checked here.
+    with operator_errors(quiet_kafka=False):
+        settings = load_settings()
+        if settings.jwt_secret is None:
+            raise OperatorError(
+                "JWT_SECRET is not set: the gateway verifies bearer tokens with it",
+                ExitCode.BAD_ARGUMENTS,
+            )
+        configure_logging(settings.log_level)
+
+        async def run() -> None:
+            await run_gateway(settings, stop=stop_on_signals())
+
+        asyncio.run(run())
+
+
+@app.command()
 def emit(
     source: Annotated[
         str | None,

@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     consumer_http_port: int = Field(default=9400, ge=0, le=65535)
     stream_http_port: int = Field(default=9401, ge=0, le=65535)
+    gateway_http_port: int = Field(default=9402, ge=0, le=65535)
+
+    # The HTTP front door (`store-publish gateway`): bearer tokens are HS256 under this secret,
+    # as the original endpoint's were; the gateway refuses to start without it.
+    jwt_secret: SecretStr | None = None
+    # How long a POST waits for its outcome before answering 202: the original's timeout.
+    gateway_wait_ms: int = Field(default=30000, ge=0)
+    # Requests per user per minute (a burst of that many, refilled evenly); past it, 429.
+    gateway_rate_per_user_per_min: int = Field(default=60, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Rates and alerts: the contract's rules; durations are seconds so tests run them fast.
@@ -133,6 +142,14 @@ class Settings(BaseSettings):
                 return timedelta(seconds=float(value))
             except ValueError:
                 return value
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_is_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty HMAC key would make a token anyone signs with it valid.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("JWT_SECRET is set but empty; unset it or give a secret")
         return value
 
     @field_validator("publish_required_steps", mode="before")
