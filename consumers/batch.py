@@ -21,7 +21,7 @@ import structlog
 from tenacity import RetryCallState
 
 from consumers import repository as repo
-from consumers.decision import Decision, Facts, SameAs, Verdict, decide_batch
+from consumers.decision import Facts, Verdict, decide_batch
 from consumers.effects import Decided, effects_of
 from consumers.errors import (
     DatabaseFault,
@@ -32,39 +32,15 @@ from consumers.errors import (
 )
 from consumers.outcomes import (
     InboundRecord,
-    OutboundRecord,
-    dead_letter,
-    decided_outcome,
-    is_dead_lettered,
-    refused_outcome,
-    verdict_outcome,
 )
+from consumers.results import Authenticated, Result, Results
 from consumers.retrying import backoff_seconds, request_retrying
 from consumers.screening import Refusal, screen
 from ops.runtime.faults import Fault, classify, describe, is_unreachable
-from schemas.events import PublishOutcome, PublishRequested, Reason, Status
+from schemas.events import Reason
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.batch")
-
-
-@dataclass(frozen=True)
-class Result:
-    """What one request produced: its outcome, and a dead letter when the contract wants one."""
-
-    record: InboundRecord
-    outcome: PublishOutcome
-    outcome_json: str
-    dead_letter: OutboundRecord | None
-    repeated: bool = False
-    # Why it failed or was refused, as its dead letter says; empty when decided.
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class _Authenticated:
-    record: InboundRecord
-    request: PublishRequested
 
 
 @dataclass
@@ -85,6 +61,7 @@ class BatchHandler:
     def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
         self._settings = settings
         self._pool = pool
+        self._results = Results(settings.topic_dlq)
         secret = settings.event_signing_secret
         self._secret = secret.get_secret_value().encode("utf-8") if secret else None
 
@@ -95,7 +72,7 @@ class BatchHandler:
         database unavailable or at fault, partition lost) when the batch must go back to
         Kafka untouched."""
         results: dict[int, Result] = {}
-        authenticated: list[_Authenticated] = []
+        authenticated: list[Authenticated] = []
         for index, record in enumerate(records):
             screened = screen(
                 record.value,
@@ -104,44 +81,15 @@ class BatchHandler:
                 secret=self._secret,
             )
             if isinstance(screened, Refusal):
-                results[index] = self._refused(record, screened)
+                results[index] = self._results.refused(record, screened)
             else:
-                authenticated.append(_Authenticated(record, screened))
+                authenticated.append(Authenticated(record, screened))
         positions = [i for i in range(len(records)) if i not in results]
         for index, result in zip(positions, await self._decide(authenticated, claim), strict=True):
             results[index] = result
         return [results[i] for i in range(len(records))]
 
-    def _refused(self, record: InboundRecord, refusal: Refusal) -> Result:
-        now = datetime.now(UTC)
-        outcome = refused_outcome(record, refusal, now)
-        log.warning(
-            "Request rejected",
-            correlationId=outcome.correlation_id,
-            reason=refusal.reason.value,
-            error=refusal.error,
-            partition=record.partition,
-            offset=record.offset,
-        )
-        return self._result(record, outcome, refusal.error)
-
-    def _result(self, record: InboundRecord, outcome: PublishOutcome, error: str) -> Result:
-        letter = None
-        if is_dead_lettered(outcome.status) and outcome.reason is not None:
-            letter = dead_letter(
-                record,
-                dlq_topic=self._settings.topic_dlq,
-                reason=outcome.reason,
-                error=error,
-                attempts=outcome.attempts,
-                correlation_id=outcome.correlation_id,
-                now=outcome.processed_at,
-            )
-        return Result(record, outcome, outcome.model_dump_json(), letter, error=error)
-
-    async def _decide(
-        self, items: list[_Authenticated], claim: repo.PartitionClaim
-    ) -> list[Result]:
+    async def _decide(self, items: list[Authenticated], claim: repo.PartitionClaim) -> list[Result]:
         if not items:
             return []
         try:
@@ -175,11 +123,11 @@ class BatchHandler:
                 failures.append(failure)
         self._break_when_all_failed_alike(items, failures)
         for result in results:
-            self._log_failed(result)
+            self._results.log_failed(result)
         return results
 
     def _break_when_all_failed_alike(
-        self, items: list[_Authenticated], failures: list[BaseException]
+        self, items: list[Authenticated], failures: list[BaseException]
     ) -> None:
         """Every request of the batch failing alone with the same error is no coincidence of
         their data: treat it as the database's fault and hand the batch back."""
@@ -200,7 +148,7 @@ class BatchHandler:
             ) from failures[0]
 
     async def _transaction_with_connection_retries(
-        self, items: list[_Authenticated], claim: repo.PartitionClaim
+        self, items: list[Authenticated], claim: repo.PartitionClaim
     ) -> list[Result]:
         """The whole batch in one transaction; a lost connection is retried as the contract says,
         and after the last attempt the batch goes back and the consumer waits for the database."""
@@ -230,7 +178,7 @@ class BatchHandler:
         raise AssertionError("unreachable")
 
     async def _decide_alone(
-        self, item: _Authenticated, claim: repo.PartitionClaim
+        self, item: Authenticated, claim: repo.PartitionClaim
     ) -> tuple[Result, BaseException | None]:
         """The request's result, and the error that failed it (None when it was decided)."""
         correlation_id = item.request.effective_correlation_id
@@ -269,39 +217,12 @@ class BatchHandler:
             reason = (
                 Reason.GATING_UNAVAILABLE if progress.reading_gating else Reason.RETRIES_EXHAUSTED
             )
-            return self._failed(item, reason, made, describe(error)), error
+            return self._results.failed(item, reason, made, describe(error)), error
         raise AssertionError("unreachable")
-
-    def _failed(self, item: _Authenticated, reason: Reason, attempts: int, error: str) -> Result:
-        now = datetime.now(UTC)
-        outcome = decided_outcome(
-            item.record,
-            item.request,
-            status=Status.FAILED,
-            reason=reason,
-            attempts=attempts,
-            now=now,
-        )
-        return self._result(item.record, outcome, error)
-
-    def _log_failed(self, result: Result) -> None:
-        # Logged once the breaker has let the failures stand: a batch handed back failed
-        # nobody.
-        outcome = result.outcome
-        if outcome.status is not Status.FAILED or outcome.reason is None:
-            return
-        log.error(
-            "Failed to publish store",
-            correlationId=outcome.correlation_id,
-            reason=outcome.reason.value,
-            error=result.error,
-            attempts=outcome.attempts,
-            storeId=str(outcome.store_id),
-        )
 
     async def _transaction(
         self,
-        items: list[_Authenticated],
+        items: list[Authenticated],
         claim: repo.PartitionClaim,
         *,
         attempts: int,
@@ -327,7 +248,7 @@ class BatchHandler:
             now = datetime.now(UTC)
             snapshot = Facts(users, stores, gating, settings.publish_required_steps, priors)
             decisions = decide_batch(requests, snapshot, now=now, base_url=settings.store_base_url)
-            results = self._results(items, decisions, attempts, now)
+            results = self._results.of_decisions(items, decisions, attempts, now)
             decided = [
                 Decided(
                     item.request,
@@ -342,54 +263,3 @@ class BatchHandler:
             ]
             await repo.write_effects(conn, effects_of(decided, gating.active_versions))
         return results
-
-    def _results(
-        self,
-        items: list[_Authenticated],
-        decisions: list[Decision],
-        attempts: int,
-        now: datetime,
-    ) -> list[Result]:
-        results: list[Result] = []
-        for item, decision in zip(items, decisions, strict=True):
-            if isinstance(decision, Verdict):
-                results.append(self._verdict_result(item, decision, attempts, now))
-                continue
-            # The same outcome again; its dead letter too, since the first one may have gone
-            # down with an aborted transaction, and a replayed refusal must stay visible.
-            if isinstance(decision, SameAs):
-                outcome_json = results[decision.index].outcome_json
-            else:
-                outcome_json = decision.outcome_json
-            outcome = PublishOutcome.model_validate_json(outcome_json)
-            # The record keeps JSON in jsonb, which reorders keys: the model gives back the
-            # bytes that were sent the first time.
-            outcome_json = outcome.model_dump_json()
-            error = f"{outcome.reason.value} (repeated outcome)" if outcome.reason else ""
-            again = self._result(item.record, outcome, error)
-            results.append(Result(item.record, outcome, outcome_json, again.dead_letter, True))
-        return results
-
-    def _verdict_result(
-        self, item: _Authenticated, verdict: Verdict, attempts: int, now: datetime
-    ) -> Result:
-        outcome = verdict_outcome(item.record, item.request, verdict, attempts, now)
-        if verdict.status is Status.GATED:
-            log.info(
-                "Gating check blocked",
-                correlationId=outcome.correlation_id,
-                missingStep=verdict.missing_steps[0],
-                missingSteps=list(verdict.missing_steps),
-                userId=str(item.request.user_id),
-                storeId=str(item.request.store_id),
-            )
-        elif verdict.status is Status.REJECTED:
-            log.warning(
-                "Request rejected",
-                correlationId=outcome.correlation_id,
-                reason=verdict.reason.value if verdict.reason else None,
-                userId=str(item.request.user_id),
-                storeId=str(item.request.store_id),
-            )
-        error = f"{verdict.reason.value}" if verdict.reason else ""
-        return self._result(item.record, outcome, error)

@@ -14,10 +14,10 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
-from consumers.batch import Result
 from consumers.errors import BatchHandedBack, PartitionLost
 from consumers.outcomes import InboundRecord, OutboundRecord
 from consumers.repository import PartitionClaim
+from consumers.results import Result
 from ops.runtime.faults import describe
 from ops.runtime.waiting import within
 from schemas.settings import Settings

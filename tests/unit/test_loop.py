@@ -17,7 +17,6 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumers import loop as loop_module
-from consumers.batch import Result
 from consumers.commit import Committer
 from consumers.errors import DatabaseFault, DatabaseUnavailable
 from consumers.holding import Holding
@@ -25,6 +24,7 @@ from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from consumers.outcomes import InboundRecord, OutboundRecord, refused_outcome
 from consumers.repository import PartitionClaim
+from consumers.results import Result
 from consumers.screening import Refusal
 from ops.runtime.pause_switch import ControlState
 from schemas.events import PublishOutcome, Reason, Status
@@ -226,7 +226,7 @@ def _rig(
     probe: Probe | None = None,
 ) -> Rig:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         topic_outcomes="outcomes",
         topic_dlq="dlq",
         pause_poll_interval_ms=20,

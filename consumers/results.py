@@ -1,0 +1,158 @@
+"""What each request of a batch produced: its outcome and, when the contract wants one, its
+dead letter; and the log lines the runbook reads (`Gating check blocked`, `Request
+rejected`, `Failed to publish store`). Pure but for the logging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from consumers.decision import Decision, SameAs, Verdict
+from consumers.outcomes import (
+    InboundRecord,
+    OutboundRecord,
+    dead_letter,
+    decided_outcome,
+    is_dead_lettered,
+    refused_outcome,
+    verdict_outcome,
+)
+from consumers.screening import Refusal
+from schemas.events import PublishOutcome, PublishRequested, Reason, Status
+
+log = structlog.get_logger("consumers.results")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one request produced: its outcome, and a dead letter when the contract wants one."""
+
+    record: InboundRecord
+    outcome: PublishOutcome
+    outcome_json: str
+    dead_letter: OutboundRecord | None
+    repeated: bool = False
+    # Why it failed or was refused, as its dead letter says; empty when decided.
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """A request that passed screening: parsed, valid, and signed when signing is on."""
+
+    record: InboundRecord
+    request: PublishRequested
+
+
+class Results:
+    """Builds a batch's results; one per consumer, for its dead-letter topic."""
+
+    def __init__(self, dlq_topic: str) -> None:
+        self._dlq_topic = dlq_topic
+
+    def refused(self, record: InboundRecord, refusal: Refusal) -> Result:
+        now = datetime.now(UTC)
+        outcome = refused_outcome(record, refusal, now)
+        log.warning(
+            "Request rejected",
+            correlationId=outcome.correlation_id,
+            reason=refusal.reason.value,
+            error=refusal.error,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        return self._result(record, outcome, refusal.error)
+
+    def _result(self, record: InboundRecord, outcome: PublishOutcome, error: str) -> Result:
+        letter = None
+        if is_dead_lettered(outcome.status) and outcome.reason is not None:
+            letter = dead_letter(
+                record,
+                dlq_topic=self._dlq_topic,
+                reason=outcome.reason,
+                error=error,
+                attempts=outcome.attempts,
+                correlation_id=outcome.correlation_id,
+                now=outcome.processed_at,
+            )
+        return Result(record, outcome, outcome.model_dump_json(), letter, error=error)
+
+    def failed(self, item: Authenticated, reason: Reason, attempts: int, error: str) -> Result:
+        now = datetime.now(UTC)
+        outcome = decided_outcome(
+            item.record,
+            item.request,
+            status=Status.FAILED,
+            reason=reason,
+            attempts=attempts,
+            now=now,
+        )
+        return self._result(item.record, outcome, error)
+
+    def log_failed(self, result: Result) -> None:
+        # Logged once the breaker has let the failures stand: a batch handed back failed
+        # nobody.
+        outcome = result.outcome
+        if outcome.status is not Status.FAILED or outcome.reason is None:
+            return
+        log.error(
+            "Failed to publish store",
+            correlationId=outcome.correlation_id,
+            reason=outcome.reason.value,
+            error=result.error,
+            attempts=outcome.attempts,
+            storeId=str(outcome.store_id),
+        )
+
+    def of_decisions(
+        self,
+        items: list[Authenticated],
+        decisions: list[Decision],
+        attempts: int,
+        now: datetime,
+    ) -> list[Result]:
+        results: list[Result] = []
+        for item, decision in zip(items, decisions, strict=True):
+            if isinstance(decision, Verdict):
+                results.append(self._verdict(item, decision, attempts, now))
+                continue
+            # The same outcome again; its dead letter too, since the first one may have gone
+            # down with an aborted transaction, and a replayed refusal must stay visible.
+            if isinstance(decision, SameAs):
+                outcome_json = results[decision.index].outcome_json
+            else:
+                outcome_json = decision.outcome_json
+            outcome = PublishOutcome.model_validate_json(outcome_json)
+            # The record keeps JSON in jsonb, which reorders keys: the model gives back the
+            # bytes that were sent the first time.
+            outcome_json = outcome.model_dump_json()
+            error = f"{outcome.reason.value} (repeated outcome)" if outcome.reason else ""
+            again = self._result(item.record, outcome, error)
+            results.append(Result(item.record, outcome, outcome_json, again.dead_letter, True))
+        return results
+
+    def _verdict(
+        self, item: Authenticated, verdict: Verdict, attempts: int, now: datetime
+    ) -> Result:
+        outcome = verdict_outcome(item.record, item.request, verdict, attempts, now)
+        if verdict.status is Status.GATED:
+            log.info(
+                "Gating check blocked",
+                correlationId=outcome.correlation_id,
+                missingStep=verdict.missing_steps[0],
+                missingSteps=list(verdict.missing_steps),
+                userId=str(item.request.user_id),
+                storeId=str(item.request.store_id),
+            )
+        elif verdict.status is Status.REJECTED:
+            log.warning(
+                "Request rejected",
+                correlationId=outcome.correlation_id,
+                reason=verdict.reason.value if verdict.reason else None,
+                userId=str(item.request.user_id),
+                storeId=str(item.request.store_id),
+            )
+        error = f"{verdict.reason.value}" if verdict.reason else ""
+        return self._result(item.record, outcome, error)
