@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from consumers.decision import Verdict
-from consumers.screening import Refusal
+from consumers.screening import Claimed, Refusal
 from schemas.dead_letter import DeadLetterHeaders, truncate_utf8
 from schemas.events import (
     DEAD_LETTERED,
@@ -53,24 +53,27 @@ def _record_time(record: InboundRecord) -> datetime:
 
 
 def refused_outcome(record: InboundRecord, refusal: Refusal, now: datetime) -> PublishOutcome:
-    """The outcome of a request refused on its bytes.
+    """The outcome of a request refused on its bytes, naming each id the value names validly.
 
     Its id comes from the record's position, not from the event id it claims: an unsigned
     or forged request must not be able to take the outcome id of a genuine one.
     """
-    claimed = refusal.request
+    claimed = refusal.claimed or Claimed()
+    correlation_id = claimed.correlation_id
+    if correlation_id is None:
+        correlation_id = str(claimed.event_id) if claimed.event_id else record.position
     return PublishOutcome(
         event_id=outcome_event_id(record.position),
-        request_event_id=claimed.event_id if claimed else None,
-        correlation_id=claimed.effective_correlation_id if claimed else record.position,
-        user_id=claimed.user_id if claimed else None,
-        store_id=claimed.store_id if claimed else None,
+        request_event_id=claimed.event_id,
+        correlation_id=correlation_id,
+        user_id=claimed.user_id,
+        store_id=claimed.store_id,
         status=Status.REJECTED,
         reason=refusal.reason,
-        notify_customers=claimed.notify_customers if claimed else False,
+        notify_customers=claimed.notify_customers,
         attempts=0,
         processing_ms=_ms(now, record.received_at),
-        latency_ms=_ms(now, claimed.occurred_at if claimed else _record_time(record)),
+        latency_ms=_ms(now, claimed.occurred_at or _record_time(record)),
         processed_at=now,
     )
 

@@ -5,21 +5,89 @@ Pure: bytes and headers in, a parsed request or a refusal out.
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from schemas.events import PublishRequested, Reason
 from schemas.signing import SIGNATURE_HEADER, signature_matches
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """What a refused request says about itself, each field kept only when valid on its own.
+
+    Never trusted (nothing is looked up with it); it lets the sender join the outcome to the
+    request it sent.
+    """
+
+    event_id: uuid.UUID | None = None
+    correlation_id: str | None = None
+    user_id: uuid.UUID | None = None
+    store_id: uuid.UUID | None = None
+    notify_customers: bool = False
+    occurred_at: datetime | None = None
+
+    @classmethod
+    def of(cls, request: PublishRequested) -> Claimed:
+        return cls(
+            request.event_id,
+            request.correlation_id,
+            request.user_id,
+            request.store_id,
+            request.notify_customers,
+            request.occurred_at,
+        )
+
+
+@dataclass(frozen=True)
 class Refusal:
-    """A request refused before any lookup. `request` is set when it parsed but is not trusted."""
+    """A request refused before any lookup. `claimed` is what it names validly, if anything."""
 
     reason: Reason
     error: str
-    request: PublishRequested | None = None
+    claimed: Claimed | None = None
+
+
+_CLAIMED_FIELDS = (
+    "event_id",
+    "correlation_id",
+    "user_id",
+    "store_id",
+    "notify_customers",
+    "occurred_at",
+)
+
+
+@cache
+def _field_adapter(name: str) -> TypeAdapter[Any]:
+    # The request model's own annotation, so "valid on its own" means what the model means.
+    annotation = PublishRequested.model_fields[name].rebuild_annotation()
+    return TypeAdapter(annotation, config=ConfigDict(strict=True))
+
+
+def claimed_fields(value: bytes) -> Claimed | None:
+    """Each field of a JSON object that would be valid in a request; None for any other value."""
+    try:
+        body = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    valid: dict[str, Any] = {}
+    for name in _CLAIMED_FIELDS:
+        if name not in body:
+            continue
+        try:
+            valid[name] = _field_adapter(name).validate_json(json.dumps(body[name]))
+        except (ValidationError, ValueError, RecursionError):
+            continue
+    return Claimed(**{name: found for name, found in valid.items() if found is not None})
 
 
 def _describe(error: ValidationError) -> str:
@@ -52,13 +120,15 @@ def screen(
     try:
         request = PublishRequested.model_validate_json(value)
     except ValidationError as error:
-        return Refusal(Reason.INVALID_PAYLOAD, _describe(error))
+        return Refusal(Reason.INVALID_PAYLOAD, _describe(error), claimed_fields(value))
     except (ValueError, RecursionError) as error:
         return Refusal(Reason.INVALID_PAYLOAD, f"unreadable value: {type(error).__name__}")
     if secret is not None:
         given = _signature_header(headers)
         if given is None:
-            return Refusal(Reason.BAD_SIGNATURE, "signature header missing", request)
+            return Refusal(Reason.BAD_SIGNATURE, "signature header missing", Claimed.of(request))
         if not signature_matches(value, given, secret):
-            return Refusal(Reason.BAD_SIGNATURE, "signature does not match the value", request)
+            return Refusal(
+                Reason.BAD_SIGNATURE, "signature does not match the value", Claimed.of(request)
+            )
     return request

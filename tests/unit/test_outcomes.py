@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -18,9 +19,10 @@ from consumers.outcomes import (
     refused_outcome,
     verdict_outcome,
 )
-from consumers.screening import Refusal
+from consumers.screening import Claimed, Refusal
 from schemas.dead_letter import DLQ_HEADER_NAMES, DeadLetterHeaders, original_headers
-from schemas.events import PublishRequested, Reason, Status, outcome_event_id
+from schemas.events import PublishOutcome, PublishRequested, Reason, Status, outcome_event_id
+from schemas.jsonschema import JSON_DIR
 
 NOW = datetime(2026, 1, 31, 12, 0, 5, tzinfo=UTC)
 RECEIVED = NOW - timedelta(milliseconds=250)
@@ -96,9 +98,8 @@ def test_forged_request_cannot_take_the_outcome_id_of_the_genuine_one() -> None:
     genuine_outcome = verdict_outcome(
         record(offset=1), genuine, Verdict(Status.PUBLISHED, None), 1, NOW
     )
-    forged = refused_outcome(
-        record(offset=2), Refusal(Reason.BAD_SIGNATURE, "signature missing", genuine), NOW
-    )
+    refusal = Refusal(Reason.BAD_SIGNATURE, "signature missing", Claimed.of(genuine))
+    forged = refused_outcome(record(offset=2), refusal, NOW)
     assert forged.event_id != genuine_outcome.event_id
     # The claimed ids are still reported, so on-call can see whom the forgery named.
     assert forged.request_event_id == genuine.event_id
@@ -113,12 +114,36 @@ def test_unparseable_request_outcome_has_null_ids_and_the_position_as_correlatio
     assert outcome.notify_customers is False
 
 
+def test_invalid_request_outcome_names_the_request_so_its_sender_can_join_it() -> None:
+    claimed = Claimed(
+        event_id=uuid.uuid4(),
+        correlation_id="checkout-42",
+        user_id=uuid.uuid4(),
+        store_id=uuid.uuid4(),
+        notify_customers=True,
+    )
+    outcome = refused_outcome(record(), Refusal(Reason.INVALID_PAYLOAD, "bad", claimed), NOW)
+    assert outcome.request_event_id == claimed.event_id
+    assert (outcome.user_id, outcome.store_id) == (claimed.user_id, claimed.store_id)
+    assert outcome.correlation_id == "checkout-42"
+    assert outcome.notify_customers is True
+    # Still the record's position: the claimed id is not authenticated.
+    assert outcome.event_id == outcome_event_id(f"{TOPIC}:3:41")
+
+
+def test_invalid_request_without_a_valid_correlation_id_is_named_by_its_event_id() -> None:
+    claimed = Claimed(event_id=uuid.uuid4())
+    outcome = refused_outcome(record(), Refusal(Reason.INVALID_PAYLOAD, "bad", claimed), NOW)
+    assert outcome.correlation_id == str(claimed.event_id)
+    assert (outcome.user_id, outcome.store_id) == (None, None)
+
+
 # --- attempts and timings ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("reason", [Reason.INVALID_PAYLOAD, Reason.TOO_LARGE, Reason.BAD_SIGNATURE])
 def test_refusal_on_the_bytes_made_no_attempt(reason: Reason) -> None:
-    assert refused_outcome(record(), Refusal(reason, "x", request()), NOW).attempts == 0
+    assert refused_outcome(record(), Refusal(reason, "x", Claimed.of(request())), NOW).attempts == 0
 
 
 def test_not_confirmed_made_no_attempt_whatever_the_batch_made() -> None:
@@ -267,3 +292,22 @@ def test_dlq_error_of_any_text_is_a_utf8_prefix_of_at_most_1_kib(error: str) -> 
     value = dict(letter(error))["dlq.error"]
     assert len(value) <= 1024
     assert error.startswith(value.decode("utf-8"))
+
+
+def test_the_outcome_schema_accepts_refused_outcomes_with_and_without_ids() -> None:
+    schema = json.loads((JSON_DIR / "publish_outcome.v1.json").read_text())
+    named = Claimed(event_id=uuid.uuid4(), user_id=uuid.uuid4(), store_id=uuid.uuid4())
+    for claimed in (None, named):
+        outcome = refused_outcome(record(), Refusal(Reason.INVALID_PAYLOAD, "x", claimed), NOW)
+        body = outcome.model_dump(mode="json")
+        assert set(schema["required"]) <= set(body)
+        for name, value in body.items():
+            allowed = schema["properties"][name]
+            types = {item.get("type") for item in allowed.get("anyOf", [allowed])}
+            if value is None:
+                assert "null" in types, name
+            elif isinstance(value, str) and "string" in types:
+                continue
+            else:
+                assert types & {"number", "integer", "boolean", "array", "string", None}, name
+        assert PublishOutcome.model_validate(body) == outcome

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.screening import Refusal, screen
+from consumers.screening import Claimed, Refusal, screen
 from schemas.events import PublishRequested, Reason
 from schemas.signing import sign
 
@@ -69,7 +69,7 @@ def test_oversized_value_is_refused_unread_before_parsing_or_signature() -> None
         screen(garbage, (("signature", b"sha256=00"),), max_bytes=MAX_BYTES, secret=SECRET)
     )
     assert result.reason is Reason.TOO_LARGE
-    assert result.request is None
+    assert result.claimed is None
 
 
 def test_default_limit_of_64_kib_refuses_a_65537_byte_value() -> None:
@@ -119,7 +119,6 @@ def test_record_without_value_is_invalid_payload() -> None:
 def test_unparseable_or_invalid_value_is_invalid_payload(value: bytes) -> None:
     result = refusal(screen(value, (), max_bytes=1_000_000, secret=None))
     assert result.reason is Reason.INVALID_PAYLOAD
-    assert result.request is None
     assert result.error
 
 
@@ -188,7 +187,8 @@ def test_missing_or_wrong_signature_is_bad_signature(
     result = refusal(screen(value, headers, max_bytes=MAX_BYTES, secret=SECRET))
     assert result.reason is Reason.BAD_SIGNATURE
     # Parsed but untrusted: kept for the outcome's ids, never for a decision.
-    assert isinstance(result.request, PublishRequested)
+    assert result.claimed is not None
+    assert result.claimed == Claimed.of(PublishRequested.model_validate_json(value))
 
 
 @pytest.mark.parametrize(
@@ -289,3 +289,71 @@ def test_signed_requests_are_accepted_exactly_when_they_parse(fields: bytes, sig
     except ValueError:
         parses = False
     assert isinstance(result, PublishRequested) == (parses and sign_it)
+
+
+# --- what a refused request still names -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"admin": True},
+        {"confirm_publish": "true"},
+        {"schema_version": 2},
+        {"occurred_at": "2026-01-31T12:00:00"},
+    ],
+    ids=["unknown field", "wrong type", "wrong schema_version", "timestamp without offset"],
+)
+def test_invalid_request_keeps_each_id_that_is_valid_on_its_own(change: dict[str, Any]) -> None:
+    event_id, user_id, store_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    value = body(
+        event_id=str(event_id),
+        user_id=str(user_id),
+        store_id=str(store_id),
+        correlation_id="checkout-42",
+        notify_customers=True,
+        **change,
+    )
+    result = refusal(screen(value, (), max_bytes=MAX_BYTES, secret=None))
+    assert result.reason is Reason.INVALID_PAYLOAD
+    assert result.claimed is not None
+    assert (result.claimed.event_id, result.claimed.user_id, result.claimed.store_id) == (
+        event_id,
+        user_id,
+        store_id,
+    )
+    assert result.claimed.correlation_id == "checkout-42"
+    assert result.claimed.notify_customers is True
+
+
+def test_invalid_fields_are_left_out_one_by_one() -> None:
+    value = body(
+        user_id=123,
+        store_id="not-a-uuid",
+        correlation_id="x" * 129,
+        notify_customers="yes",
+        occurred_at="yesterday",
+    )
+    result = refusal(screen(value, (), max_bytes=MAX_BYTES, secret=None))
+    assert result.claimed is not None
+    assert result.claimed.event_id is not None
+    assert (result.claimed.user_id, result.claimed.store_id) == (None, None)
+    assert result.claimed.correlation_id is None
+    assert result.claimed.notify_customers is False
+    assert result.claimed.occurred_at is None
+
+
+def test_a_nul_in_the_correlation_id_is_not_kept() -> None:
+    result = refusal(screen(body(correlation_id="a\x00b"), (), max_bytes=MAX_BYTES, secret=None))
+    assert result.claimed is not None
+    assert result.claimed.correlation_id is None
+    assert result.claimed.event_id is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"not json", b"[1, 2]", b'"a string"', b"\xff\xfe", b"[" * 50_000 + b"]" * 50_000],
+    ids=["text", "array", "string", "invalid utf-8", "nested 50k"],
+)
+def test_a_value_that_is_not_a_json_object_names_nothing(value: bytes) -> None:
+    assert refusal(screen(value, (), max_bytes=1_000_000, secret=None)).claimed is None
