@@ -8,4 +8,6 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.faults",
     "tests.fixtures.security",
+    "tests.fixtures.cluster",
+    "tests.fixtures.gateway",
 ]

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
@@ -53,9 +54,25 @@ class OutcomeFollower:
         self._pending: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
         self.followed = 0
 
+    async def _partitions(self) -> list[int]:
+        # Every topic described: naming one in a metadata request may auto-create it.
+        admin = AIOKafkaAdminClient(**self._settings.kafka_client_options())
+        await admin.start()
+        try:
+            described = await admin.describe_topics()
+        finally:
+            await admin.close()
+        topic = self._settings.topic_outcomes
+        for found in described:
+            if found["topic"] == topic and found["error_code"] == 0:
+                return sorted(int(partition["partition"]) for partition in found["partitions"])
+        raise MissingTopic(f"topic {topic} does not exist: run `store-publish migrate`")
+
     async def start(self) -> None:
         """Assign every partition of the outcomes topic at its end. Once this returns, no
         outcome of a request sent afterwards can be missed."""
+        topic = self._settings.topic_outcomes
+        assigned = [TopicPartition(topic, p) for p in await self._partitions()]
         consumer = AIOKafkaConsumer(
             **self._settings.kafka_client_options(),
             group_id=None,
@@ -65,12 +82,6 @@ class OutcomeFollower:
         )
         await consumer.start()
         try:
-            topic = self._settings.topic_outcomes
-            await consumer.topics()  # fresh metadata
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                raise MissingTopic(f"topic {topic} does not exist: run `store-publish migrate`")
-            assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
             await consumer.seek_to_end(*assigned)
             for tp in assigned:

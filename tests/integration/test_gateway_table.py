@@ -1,0 +1,221 @@
+"""Every row of the front door's table against the real pipeline, and what never reaches it:
+refused tokens, unknown fields, oversized bodies, a user over their rate."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import asyncpg
+import pytest
+from structlog.testing import capture_logs
+
+from ops.runtime.topics import ensure_topics
+from schemas.settings import Settings
+from tests.fixtures.creators import MakeCreators
+from tests.fixtures.gateway import MintToken, StartGateway
+from tests.fixtures.processes import StartConsumer
+from tests.helpers.support import Creator
+
+pytestmark = pytest.mark.integration
+
+ROUTE = "/api/store/publish"
+CONFIRM = b'{"confirmPublish": true}'
+
+
+@dataclass
+class Front:
+    url: str
+    http: aiohttp.ClientSession
+    mint: MintToken
+
+    async def post(
+        self,
+        creator: Creator | uuid.UUID,
+        body: bytes = b'{"confirmPublish": true}',
+        **headers: str,
+    ) -> tuple[int, dict[str, object], dict[str, str]]:
+        user = creator.user_id if isinstance(creator, Creator) else creator
+        headers.setdefault("Authorization", f"Bearer {self.mint(user)}")
+        async with self.http.post(self.url + ROUTE, data=body, headers=headers) as answer:
+            return answer.status, await answer.json(), answer.headers.copy()
+
+
+@pytest.fixture
+async def front(
+    make_gateway_settings: Callable[..., Settings],
+    start_consumer: StartConsumer,
+    start_gateway: StartGateway,
+    mint_token: MintToken,
+) -> AsyncIterator[Front]:
+    settings = make_gateway_settings(gateway_rate_per_user_per_min=30, db_lock_timeout_ms=100)
+    await ensure_topics(settings)
+    await start_consumer(settings)
+    url = await start_gateway(settings)
+    async with aiohttp.ClientSession() as http:
+        yield Front(url, http, mint_token)
+
+
+async def test_published_is_200_with_its_headers(front: Front, make_creators: MakeCreators) -> None:
+    (creator,) = await make_creators(1)
+    status, body, headers = await front.post(creator, **{"X-Correlation-Id": "guide-check-1"})
+    assert status == 200
+    assert body["success"] is True
+    assert body["correlationId"] == "guide-check-1"
+    assert headers["X-Correlation-Id"] == "guide-check-1"
+    assert headers["Cache-Control"] == "no-store, must-revalidate"
+
+
+async def test_gated_is_409_precondition_required(
+    front: Front, make_creators: MakeCreators
+) -> None:
+    (creator,) = await make_creators(1, done=())
+    status, body, _ = await front.post(creator)
+    assert status == 409
+    assert body["error"] == "PRECONDITION_REQUIRED"
+    assert body["missingStep"] == "payments"
+    assert body["missingSteps"] == ["payments"]
+    assert body["action"] == {
+        "type": "open_modal",
+        "modal": "payments_setup",
+        "prefill": {"returnUrl": ROUTE, "userId": str(creator.user_id)},
+    }
+
+
+async def test_already_published_is_409(front: Front, make_creators: MakeCreators) -> None:
+    (creator,) = await make_creators(1, published=True)
+    status, body, _ = await front.post(creator)
+    assert (status, body["error"]) == (409, "Store already published")
+
+
+async def test_not_confirmed_is_400_saying_confirm_publish_must_be_true(
+    front: Front, make_creators: MakeCreators
+) -> None:
+    (creator,) = await make_creators(1)
+    for body in (b"", b"{}", b'{"confirmPublish": false}'):
+        status, answer, _ = await front.post(creator, body)
+        assert status == 400
+        assert answer["error"] == "Invalid request body"
+        assert "confirmPublish must be true" in str(answer["details"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"confirmPublish": true, "storeId": "someone-elses"}',
+        b'{"confirmPublish": "true"}',
+        b'{"notifyCustomers": 1, "confirmPublish": true}',
+        b"[true]",
+    ],
+)
+async def test_a_body_not_of_the_schema_is_400_invalid_request_body(
+    front: Front, make_creators: MakeCreators, body: bytes
+) -> None:
+    (creator,) = await make_creators(1)
+    status, answer, _ = await front.post(creator, body)
+    assert (status, answer["error"]) == (400, "Invalid request body")
+    assert answer["details"]
+
+
+async def test_unreadable_json_is_400_invalid_json(
+    front: Front, make_creators: MakeCreators
+) -> None:
+    (creator,) = await make_creators(1)
+    status, answer, _ = await front.post(creator, b'{"confirmPublish": tru')
+    assert (status, answer["error"]) == (400, "Invalid JSON in request body")
+
+
+async def test_an_oversized_body_is_refused_unread(
+    front: Front, make_creators: MakeCreators
+) -> None:
+    (creator,) = await make_creators(1)
+    status, answer, _ = await front.post(
+        creator, b'{"confirmPublish": true, "x": "' + b"a" * 100_000 + b'"}'
+    )
+    assert (status, answer["error"]) == (413, "Invalid request body")
+
+
+async def test_refused_tokens_are_401_and_logged_unauthorized_without_the_token(
+    front: Front, make_creators: MakeCreators
+) -> None:
+    (creator,) = await make_creators(1)
+    user = creator.user_id
+    tokens = {
+        "expired": front.mint(user, exp=int(time.time()) - 60),
+        "forged": front.mint(user, secret="not-the-gateways-secret-" + "x" * 48),
+        "alg none": front.mint(user, secret="", algorithm="none"),
+        "HS512": front.mint(user, algorithm="HS512"),
+        "no exp": front.mint(user, exp=None),
+    }
+    with capture_logs() as logs:
+        for name, token in tokens.items():
+            status, body, _ = await front.post(creator, Authorization=f"Bearer {token}")
+            assert (name, status, body["error"]) == (name, 401, "Unauthorized")
+        status, body, _ = await front.post(creator, Authorization="")
+        assert status == 401
+    refused = [line for line in logs if line["event"] == "Unauthorized"]
+    assert len(refused) == len(tokens) + 1
+    assert not any(token in str(logs) for token in tokens.values())
+
+
+async def test_a_token_for_no_known_user_is_401(front: Front) -> None:
+    status, body, _ = await front.post(uuid.uuid4())
+    assert (status, body["error"]) == (401, "Unauthorized")
+
+
+async def test_a_user_without_a_store_is_404(front: Front, database_url: str) -> None:
+    user = uuid.uuid4()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("INSERT INTO users (id, email) VALUES ($1, 'x@example.com')", user)
+    finally:
+        await conn.close()
+    status, body, _ = await front.post(user)
+    assert (status, body["error"]) == (404, "Store not found")
+
+
+async def test_gating_that_cannot_be_evaluated_is_503(
+    front: Front, make_creators: MakeCreators, database_url: str
+) -> None:
+    (creator,) = await make_creators(1)
+    locker = await asyncpg.connect(database_url)
+    held = locker.transaction()
+    await held.start()
+    await locker.execute("LOCK TABLE onboarding_step_definitions IN ACCESS EXCLUSIVE MODE")
+    try:
+        status, body, _ = await front.post(creator)
+    finally:
+        await held.rollback()
+        await locker.close()
+    assert (status, body["error"]) == (503, "Gating unavailable")
+
+
+async def test_a_store_locked_past_the_retries_is_500_failed_to_publish(
+    front: Front, make_creators: MakeCreators, database_url: str
+) -> None:
+    (creator,) = await make_creators(1)
+    locker = await asyncpg.connect(database_url)
+    held = locker.transaction()
+    await held.start()
+    await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", creator.store_id)
+    try:
+        status, body, _ = await front.post(creator)
+    finally:
+        await held.rollback()
+        await locker.close()
+    assert (status, body["error"]) == (500, "Failed to publish store")
+    assert "retries_exhausted" in str(body["details"])
+
+
+async def test_past_the_rate_a_user_gets_429_with_retry_after(
+    front: Front, make_creators: MakeCreators
+) -> None:
+    (creator,) = await make_creators(1)
+    codes = [(await front.post(creator, b"{]"))[0] for _ in range(30)]
+    assert codes == [400] * 30
+    status, body, headers = await front.post(creator)
+    assert (status, body["error"]) == (429, "Too many requests")
+    assert int(headers["Retry-After"]) >= 1
