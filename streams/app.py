@@ -1,7 +1,7 @@
 """`store-publish stream`: the rates stream's wiring and its two handlers.
 
-Per batch of outcome records: parse, fold into the window's slots (`streams.rates.fold`),
-write the changed slots. Per tick: merge the window, evaluate each rule
+Per fetch of one partition's outcome records: parse, fold into the window's slots
+(`streams.rates.fold`), write the changed slots. Per tick: merge the window, evaluate each rule
 (`streams.alerts.evaluate`), act on and send each alert, then record the rule's new phase;
 an alert that could not be acted on or sent leaves the phase as it was, so the next tick
 tries again. `store_publish_auto_rollback` firing pauses publishing through the same switch
@@ -91,20 +91,21 @@ class RatesEngine:
         self.last_window: Snapshot | None = None
         self.last_evaluated_at: datetime | None = None
 
-    def ingest(self, records: Sequence[FetchedRecord]) -> None:
+    def ingest(self, partition: int, records: Sequence[FetchedRecord]) -> None:
+        """Fold one partition's records of one fetch (offsets ascending)."""
         observed: list[Observed] = []
         for record in records:
             try:
-                outcome = PublishOutcome.model_validate_json(record.value)
+                outcome = PublishOutcome.model_validate_json(record.value or b"")
             except ValidationError:
                 self._metrics.invalid.inc()
                 log.warning(
                     "Outcome record ignored: not a PublishOutcome",
-                    partition=record.partition,
+                    partition=partition,
                     offset=record.offset,
                 )
                 continue
-            observed.append(Observed(record.partition, record.offset, outcome))
+            observed.append(Observed(partition, record.offset, outcome))
         decoded = DecodedSlots(self._slots)
         changed = fold(decoded, observed, self._geometry, self._clock())
         folded = 0

@@ -1,19 +1,34 @@
-"""The faust side of the rates stream: topics, changelog-backed tables, the agent, the timer.
+"""The faust side of the rates stream: topics, changelog-backed tables, whole fetches, the timer.
 
-faust stays in this module; the rest of the stream sees typed callbacks and two
-`MutableMapping[str, bytes]` tables.
+faust stays in this module; the rest of the stream sees typed callbacks and two tables
+(`streams.text_table`): `slots` (the window's slots, by slot number) and `rule_states`
+(each rule's phase, by rule). faust replays their changelogs before the fold sees its first
+record, so a restarted worker resumes with its counts and its alert phases;
+`use_partitioner=True` places each key by its hash, so the fold and the timer write them
+outside any faust stream.
 
-- `slots`: the window's slots (`streams.rates.Slot`, encoded), keyed by slot number.
-- `rule_states`: each rule's phase (`streams.alerts.RuleState`, encoded), keyed by rule.
+Whole fetches. faust hands a stream one record at a time: per record its consumer awaits
+`wait_first(callback(message), ...)` (four tasks and an `asyncio.wait`), the conductor builds
+an Event, the stream's iterator awaits a queue, acks come event by event; that, not the
+fold, was most of the stream's CPU per outcome. So this app has no agent: its consumer's
+`_drain_messages` gives each fetch's outcome records, per partition, to the fold in one call
+and acks them in one step into faust's own offset bookkeeping, where faust still finds their
+gaps (`_add_gap`), commits them on its timer after flushing the changelog sends, and seeks
+back to them on a rebalance. Records of other topics (the changelogs, read during recovery)
+take faust's own path, record by record.
 
-Both are plain faust Tables, not faust's windowed tables: a windowed table keeps one value
-per (key, window range) and answers "the value at a time", while a sliding rate needs the
-merge of every slot in the window, and a DDSketch is no value faust knows how to add. So the
-slot arithmetic lives in `streams.rates`, and the tables only make it durable: every write
-goes to a compacted changelog topic, which faust replays into the table before the agent
-sees its first record, so a restarted worker resumes with its counts and its alert phases.
-`use_partitioner=True` places each key by its hash, so the timer may also write (rule
-states, expired slots deleted) outside the agent.
+faust internals relied on (faust-streaming 0.15.3, pinned in pyproject.toml;
+tests/unit/test_faust_internals.py fails when an upgrade changes them):
+`Consumer._drain_messages(fetcher)` (replaced), `_wait_next_records(timeout)` returning
+`(records by partition, active partitions)`, `perform_seek()`, `commit()`, `callback`,
+`_to_message`, `flow_active`, `suspend_flow`, `_buffered_partitions`, `_commit_every`; the
+bookkeeping `Consumer.ack` keeps under `faust.types.tuples.ack_lock` (`_acked`,
+`_acked_index`, `_n_acked`, `_committed_offset`, `_read_offset`); `_add_gap(tp, offset_from,
+offset_to)`, its end inclusive (corrected below); `App.consumer_generation_id`,
+`App.flow_control.acquire()`, `App.producer.buffer.wait_until_ebb()`, `App.topics.add` and
+`acks_enabled_for`; `Monitor.stream_inbound_time` (faust's slow-processing checks read it);
+`AIOKafkaConsumerThread._create_worker_consumer(transport)` and
+`Consumer._new_consumer_thread()`, for the isolation level.
 
 The stream runs as a single worker: the alert rules need the whole outcome stream, and a
 second worker would see only the partitions assigned to it.
@@ -21,29 +36,39 @@ second worker would see only the partitions assigned to it.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from time import monotonic
+from types import MappingProxyType
+from typing import Any, Protocol, cast
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ack_lock
 
 from schemas.settings import Settings
+from streams.text_table import TextTable
 
-TAKE_MAX = 2000
-TAKE_WITHIN_SECONDS = 0.25
+FAUST_VERSION = "0.15.3"
+# Records per fetch across partitions: a fold writes each slot it touches once per call, so
+# bigger calls cost less per outcome; a few thousand still fold in a few milliseconds.
+MAX_POLL_RECORDS = 10_000
 
 
 class StreamCrashed(RuntimeError):
     """faust stopped the app after an error in the agent, the timer or a client."""
 
 
-@dataclass(frozen=True)
-class FetchedRecord:
-    partition: int
+class FetchedRecord(Protocol):
+    """A record as a fetch returns it (aiokafka's `ConsumerRecord`)."""
+
     offset: int
-    value: bytes
+    value: bytes | None
+
+
+BatchHandler = Callable[[int, Sequence[FetchedRecord]], None]
 
 
 class _ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -62,6 +87,10 @@ class _ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _ReadCommittedConsumer(faust_aiokafka.Consumer):
+    """Reads committed, and hands whole fetches of the topics in `batch_handlers` to them."""
+
+    batch_handlers: Mapping[str, BatchHandler] = MappingProxyType({})
+
     def _new_consumer_thread(self) -> Any:
         return _ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -73,6 +102,113 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
         committed offsets fall behind without bound (faust-streaming/faust#606,
         robinhood/faust#625)."""
         await super()._add_gap(tp, offset_from, offset_to - 1)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """faust's fetch loop (`Consumer._drain_messages` with `Consumer.getmany`): the same
+        checks of flow, generation and active partitions, per fetch and partition."""
+        app = self.app
+        stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
+        ending: tuple[type[BaseException], ...] = (
+            asyncio.CancelledError,
+            *self.consumer_stopped_errors,
+        )
+        try:
+            while not (stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records, active = await self._wait_next_records(1.0)
+                generation = app.consumer_generation_id
+                await self.sleep(0)
+                if records is None or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    try:
+                        await self.perform_seek()
+                    except Exception as error:
+                        self.log.warning(f"exception performing seek when flow not active {error}")
+                    continue
+                for tp, fetched in records.items():
+                    if not self._current(generation):
+                        break
+                    if active is not None and tp not in active | self._buffered_partitions:
+                        continue
+                    app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    handler = self.batch_handlers.get(tp.topic)
+                    if handler is None:
+                        await self._deliver_each(tp, fetched, generation)
+                    elif fetched:
+                        await self._fold_whole(tp, fetched, handler, generation)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except ending:
+            if not app.should_stop:
+                raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def _current(self, generation: int) -> bool:
+        return bool(self.flow_active) and self.app.consumer_generation_id == generation
+
+    async def _deliver_each(self, tp: Any, fetched: Sequence[Any], generation: int) -> None:
+        """faust's own path, one record at a time through the conductor."""
+        acks = self.app.topics.acks_enabled_for(tp.topic)
+        for record in fetched:
+            if not self._current(generation):
+                return
+            offset, read = record.offset, self._read_offset[tp]
+            if read is not None and offset < read:
+                continue
+            if acks and read and offset - read > 1:
+                await self._add_gap(tp, read + 1, offset)
+            await self._commit_every_n()
+            message = self._to_message(tp, record)
+            await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            self._read_offset[tp] = offset
+
+    async def _fold_whole(
+        self, tp: Any, fetched: Sequence[Any], handler: BatchHandler, generation: int
+    ) -> None:
+        """One partition's records of one fetch: folded in one call, then acked at once."""
+        read = self._read_offset[tp]
+        if read is not None and fetched[0].offset < read:
+            fetched = [r for r in fetched if r.offset >= read]
+            if not fetched:
+                return
+        acks = self.app.topics.acks_enabled_for(tp.topic)
+        if acks and not (read is not None and fetched[-1].offset - read == len(fetched)):
+            previous = read
+            for record in fetched:
+                if previous and record.offset - previous > 1:
+                    await self._add_gap(tp, previous + 1, record.offset)
+                previous = record.offset
+        # As the conductor waits before it hands a record on: for a rebalance or a recovery
+        # to end, and for the producer's buffer (the changelog sends) to drain.
+        await self.app.flow_control.acquire()
+        await self.app.producer.buffer.wait_until_ebb()
+        if not self._current(generation):
+            return
+        handler(tp.partition, fetched)
+        self._read_offset[tp] = fetched[-1].offset
+        if acks:
+            self._ack_all(tp, [r.offset for r in fetched])
+        self.app.monitor.stream_inbound_time[tp] = monotonic()
+        await self._commit_every_n()
+
+    def _ack_all(self, tp: Any, offsets: list[int]) -> None:
+        """`Consumer.ack` for every offset at once: the same bookkeeping, one step."""
+        with ack_lock:
+            committed = self._committed_offset[tp]
+            if committed is not None and offsets[0] < committed:
+                offsets = [o for o in offsets if o >= committed]
+            index = self._acked_index[tp]
+            if index:
+                offsets = [o for o in offsets if o not in index]
+            index.update(offsets)
+            self._acked[tp].extend(offsets)
+            self._n_acked += len(offsets)
+
+    async def _commit_every_n(self) -> None:
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
 
 
 class _ReadCommittedTransport(faust_aiokafka.Transport):
@@ -100,52 +236,6 @@ def broker_url(settings: Settings) -> str:
     return ";".join(f"kafka://{host}" for host in hosts)
 
 
-class _QuietMonitor(faust.Monitor):
-    """faust's Monitor without its per-message and per-event bookkeeping: it times every
-    record for web views this app does not serve (web_enabled=False), a sizeable part of
-    the stream's CPU per outcome. Offsets, commits and rebalances are still tracked."""
-
-    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-        pass
-
-    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
-        return None
-
-    def on_stream_event_out(
-        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
-    ) -> None:
-        pass
-
-    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
-        pass
-
-
-class _TextTable(MutableMapping[str, bytes]):
-    """A faust Table of UTF-8 text seen as bytes.
-
-    faust picks a table's serializer from its value type, not its schema, and decodes the
-    changelog with it on recovery: JSON text (our encodings) stored as `str` round-trips.
-    """
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def __getitem__(self, key: str) -> bytes:
-        return cast(str, self._table[key]).encode("utf-8")
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self._table[key] = value.decode("utf-8")
-
-    def __delitem__(self, key: str) -> None:
-        del self._table[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._table.keys()))
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-
 class FaustRates:
     """The faust app and its tables; `attach` wires the callbacks, `start`/`stop` own it."""
 
@@ -162,10 +252,10 @@ class FaustRates:
             topic_replication_factor=settings.topic_replication_factor,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            broker_max_poll_records=MAX_POLL_RECORDS,
             stream_wait_empty=False,
         )
         app.transport = _ReadCommittedTransport(app.conf.broker_consumer, app)
-        app.monitor = _QuietMonitor()
         self._app = app
         self._settings = settings
         self._outcomes = app.topic(
@@ -174,33 +264,30 @@ class FaustRates:
         self._alerts = app.topic(
             settings.topic_alerts, key_serializer="raw", value_serializer="raw"
         )
-        self.slots = _TextTable(
+        self.slots = TextTable(
             app.Table("slots", key_type=str, value_type=str, use_partitioner=True)
         )
-        self.rule_states = _TextTable(
+        self.rule_states = TextTable(
             app.Table("rule-states", key_type=str, value_type=str, use_partitioner=True)
         )
 
     def attach(
         self,
-        on_batch: Callable[[Sequence[FetchedRecord]], None],
+        on_batch: BatchHandler,
         on_tick: Callable[[], Awaitable[object]],
         interval_seconds: float,
     ) -> None:
-        async def rates(stream: Any) -> None:
-            async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_SECONDS):
-                on_batch(
-                    [
-                        FetchedRecord(e.message.partition, e.message.offset, e.message.value or b"")
-                        for e in events
-                    ]
-                )
+        """`on_batch(partition, records)` gets each fetch's outcome records of a partition."""
 
         async def evaluate() -> None:
             if self.recovered:
                 await on_tick()
 
-        self._app.agent(self._outcomes, name="rates")(rates)
+        # Subscribed through the conductor as an agent's topic would be (acks enabled), but
+        # its records never reach a faust stream: the consumer folds them whole.
+        self._app.topics.add(self._outcomes)
+        consumer = cast(_ReadCommittedConsumer, self._app.consumer)
+        consumer.batch_handlers = MappingProxyType({self._settings.topic_outcomes: on_batch})
         self._app.timer(interval_seconds, name="evaluate")(evaluate)
 
     @property
