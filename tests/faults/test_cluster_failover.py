@@ -1,0 +1,197 @@
+"""Faults of a three-broker cluster while requests flow, in the style of Kafka's own
+transaction system test: the consumer (a child process) and the rates stream work through a
+run of requests while brokers are SIGKILLed or restarted; afterwards every request has one
+outcome visible to read_committed readers, no store is published twice, order is kept per
+partition, and the stream counted every outcome exactly once. The time from each fault to
+the first outcome decided after it is printed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aiokafka.client import CoordinationType
+
+from ops.dev.processes import CliProcess
+from ops.runtime.topics import ensure_topics
+from schemas.settings import Settings
+from tests.fixtures.cluster import (
+    NODES,
+    Cluster,
+    OutcomeClock,
+    outcome_clock,
+    transactional_id,
+)
+from tests.fixtures.processes import ConsumerProcessFactory
+from tests.helpers.accounting import Accounting, account
+from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
+
+pytestmark = pytest.mark.faults
+
+# A few thousand requests, sent at a rate that keeps traffic flowing through every fault.
+REQUESTS = 3_600
+RATE = 30.0
+
+
+async def stream_counted(port: int) -> float:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    try:
+        writer.write(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        await writer.drain()
+        text = (await asyncio.wait_for(reader.read(), 5)).decode("utf-8", "replace")
+    finally:
+        writer.close()
+    for line in text.splitlines():
+        if line.startswith("store_publish_stream_outcomes_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def stream_counts_exactly(settings: Settings, books: Accounting, wait_s: float = 60) -> float:
+    """What the stream counted, once it has caught up with the outcomes (or `wait_s` passed)."""
+    deadline = time.monotonic() + wait_s
+    counted = 0.0
+    while time.monotonic() < deadline:
+        counted = await stream_counted(settings.stream_http_port)
+        if counted >= books.outcome_records:
+            break
+        await asyncio.sleep(0.5)
+    return counted
+
+
+async def first_outcome_after(clock: OutcomeClock, moment: float, wait_s: float = 120) -> float:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        found = clock.first_after(moment)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no outcome in the {wait_s:.0f} s after the fault")
+
+
+def print_recovery(rows: list[tuple[str, int, float, float]]) -> None:
+    print()
+    print("== recovery: fault -> first outcome decided after it (read_committed) ==")
+    for name, node, seconds, resync in rows:
+        print(f"{name:<40} node {node}  {seconds:6.2f} s   replicas back in sync {resync:5.1f} s")
+
+
+def start_stream(settings: Settings, tmp_path: Path) -> CliProcess:
+    return CliProcess("stream", settings, tmp_path / "stream.log").start()
+
+
+@pytest.mark.timeout(900)
+async def test_leader_coordinators_killed_and_a_rolling_restart_lose_nothing(
+    make_cluster_settings: Callable[..., Settings],
+    whole_cluster: Cluster,
+    database_url: str,
+    consumer_process: ConsumerProcessFactory,
+    tmp_path: Path,
+) -> None:
+    cluster = whole_cluster
+    settings = make_cluster_settings()
+    await ensure_topics(settings)
+    started = time.monotonic()
+    stream = start_stream(settings, tmp_path)
+    consumer = consumer_process(settings).start()
+    rows: list[tuple[str, int, float, float]] = []
+    try:
+        async with outcome_clock(settings) as clock:
+            sending = asyncio.create_task(
+                seed_and_send(settings, database_url, creators=1_500, requests=REQUESTS, rate=RATE)
+            )
+            await wait_for_progress(database_url, 200)
+            leaders = await cluster.leaders(settings.topic_requests)
+            targets = [
+                ("leader of the requests partitions", max(NODES, key=list(leaders.values()).count)),
+                (
+                    "transaction coordinator",
+                    await cluster.coordinator(
+                        CoordinationType.TRANSACTION,
+                        await transactional_id(settings, database_url),
+                    ),
+                ),
+                (
+                    "group coordinator",
+                    await cluster.coordinator(CoordinationType.GROUP, settings.consumer_group),
+                ),
+            ]
+            for name, node in targets:
+                killed = cluster.kill(node)
+                seconds = await first_outcome_after(clock, killed)
+                cluster.start(node)
+                resync = await cluster.wait_in_sync(settings.topic_requests)
+                rows.append((f"SIGKILL {name}", node, seconds, resync))
+            for node in NODES:
+                stopped = cluster.stop(node)
+                cluster.start(node)
+                seconds = await first_outcome_after(clock, stopped)
+                resync = await cluster.wait_in_sync(settings.topic_requests)
+                rows.append(("rolling restart (SIGTERM, start)", node, seconds, resync))
+            sent = await sending
+            assert await wait_until_committed(settings, sent) >= sent
+        books = await account(settings, database_url, sent=sent)
+        counted = await stream_counts_exactly(settings, books)
+    finally:
+        assert consumer.terminate() == 0
+        stream.stop()
+    print_recovery(rows)
+    print(books.table(f"cluster faults under {RATE:g} requests/s, {sent} requests"))
+    print(f"stream counted {counted:.0f} of {books.outcome_records} outcome records")
+    print(f"test took {time.monotonic() - started:.1f} s")
+    assert books.problems() == []
+    assert counted == books.outcome_records
+    assert all(seconds < 60 for _, _, seconds, _ in rows), rows
+
+
+@pytest.mark.timeout(900)
+async def test_two_of_three_go_on_and_one_of_three_pauses_until_a_second_returns(
+    make_cluster_settings: Callable[..., Settings],
+    whole_cluster: Cluster,
+    database_url: str,
+    consumer_process: ConsumerProcessFactory,
+    tmp_path: Path,
+) -> None:
+    cluster = whole_cluster
+    settings = make_cluster_settings(consumer_max_batch=200)
+    await ensure_topics(settings)
+    started = time.monotonic()
+    sent = await seed_and_send(settings, database_url, creators=1_000, requests=3_000)
+    stream = start_stream(settings, tmp_path)
+    consumer = consumer_process(settings).start()
+    try:
+        async with outcome_clock(settings) as clock:
+            await wait_for_progress(database_url, 300)
+            first_down = cluster.kill(1)
+            two_of_three = await first_outcome_after(clock, first_down)
+            await wait_for_progress(database_url, 1_500)
+            second_down = cluster.kill(2)
+            # Let what was in flight settle, then watch: nothing may come out on one node.
+            await asyncio.sleep(10)
+            quiet_from = time.monotonic()
+            await asyncio.sleep(15)
+            during_one = clock.since(quiet_from)
+            returned = time.monotonic()
+            cluster.start(2)
+            resumed = await first_outcome_after(clock, returned)
+            assert await wait_until_committed(settings, sent) >= sent
+        cluster.start(1)
+        books = await account(settings, database_url, sent=sent)
+        counted = await stream_counts_exactly(settings, books)
+    finally:
+        assert consumer.terminate() == 0
+        stream.stop()
+    print()
+    print(f"one node killed: first outcome after it in {two_of_three:.2f} s (two of three up)")
+    print(f"second node killed: {during_one} outcomes in 15 s on one of three (after 10 s)")
+    print(f"second node back: first outcome after its start in {resumed:.2f} s")
+    print(f"(second kill at {second_down - started:.1f} s into the test)")
+    print(books.table(f"two of three, then one of three, {sent} requests"))
+    print(f"stream counted {counted:.0f} of {books.outcome_records} outcome records")
+    print(f"test took {time.monotonic() - started:.1f} s")
+    assert during_one == 0
+    assert books.problems() == []
+    assert counted == books.outcome_records
