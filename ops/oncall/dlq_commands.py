@@ -8,19 +8,29 @@ ops/command_errors.py.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.text import Text
 
-from ops.command_errors import ExitCode, fail, operator_errors
-from ops.oncall.dead_letters import DeadLetter, Filters, parse_moment, select
+from ops.command_errors import operator_errors
+from ops.oncall.dead_letters import DeadLetter, Filters, select
 from ops.oncall.exit_codes import in_database
 from ops.oncall.fit import show as show_table
+from ops.oncall.options import (
+    CorrelationOption,
+    JsonOption,
+    LimitOption,
+    ReasonOption,
+    SinceOption,
+    StoreOption,
+    UntilOption,
+    WideOption,
+    filters_of,
+)
+from ops.oncall.prompts import confirm_replay, replay_progress
 from ops.oncall.render import (
     history_json,
     history_table,
@@ -44,69 +54,14 @@ from ops.oncall.replay import (
 from ops.oncall.stats import dead_letter_stats
 from ops.oncall.switch_commands import operator_name
 from ops.oncall.topic_reader import read_at, read_snapshot, require_topic
-from schemas.events import Reason
 from schemas.settings import Settings
 
 dlq_app = typer.Typer(
     help="Inspect and replay the dead-letter topic.", no_args_is_help=True, add_completion=False
 )
 
-# A progress bar from this many records on, and only on a terminal.
-_PROGRESS_FROM = 50
 # Before a real replay the selection is shown as a table up to this size (a dry run: always).
 _TABLE_UP_TO = 50
-
-ReasonOption = Annotated[
-    list[Reason] | None,
-    typer.Option("--reason", help="Only this dead-letter reason; repeat for several."),
-]
-SinceOption = Annotated[
-    str | None,
-    typer.Option(help="Failed at or after: a duration ago (2h, 30m, 1d) or an ISO timestamp."),
-]
-UntilOption = Annotated[
-    str | None,
-    typer.Option(help="Failed at or before: a duration ago (2h, 30m, 1d) or an ISO timestamp."),
-]
-StoreOption = Annotated[str | None, typer.Option("--store-id", help="Only this store (the key).")]
-CorrelationOption = Annotated[
-    str | None, typer.Option("--correlation-id", help="Only this correlation id.")
-]
-LimitOption = Annotated[
-    int | None, typer.Option(min=1, help="At most this many, oldest failure first.")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
-WideOption = Annotated[
-    bool, typer.Option("--wide", help="Whole ids and every column, however wide.")
-]
-
-
-def _filters(
-    reason: list[Reason] | None,
-    since: str | None,
-    until: str | None,
-    store_id: str | None,
-    correlation_id: str | None,
-    limit: int | None,
-) -> Filters:
-    now = datetime.now(UTC)
-    moments: dict[str, datetime | None] = {}
-    for flag, text in (("--since", since), ("--until", until)):
-        try:
-            moments[flag] = parse_moment(text, now) if text is not None else None
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint=flag) from None
-    start, end = moments["--since"], moments["--until"]
-    if start is not None and end is not None and start > end:
-        raise typer.BadParameter("--since is after --until", param_hint="--since")
-    return Filters(
-        reasons=frozenset(reason or ()),
-        since=start,
-        until=end,
-        store_id=store_id,
-        correlation_id=correlation_id,
-        limit=limit,
-    )
 
 
 async def _dead_letters(settings: Settings) -> list[DeadLetter]:
@@ -136,7 +91,7 @@ def list_(
     wide: WideOption = False,
 ) -> None:
     """The dead letters matching the filters, and what `replay` would do with each."""
-    filters = _filters(reason, since, until, store_id, correlation_id, limit)
+    filters = filters_of(reason, since, until, store_id, correlation_id, limit)
     with operator_errors():
         settings = Settings()
         plan = asyncio.run(_plan(settings, filters, force=False))
@@ -189,7 +144,7 @@ def stats(
     wide: WideOption = False,
 ) -> None:
     """Counts by reason and by hour, top stores, top errors: the pattern behind a spike."""
-    filters = _filters(reason, since, until, store_id, correlation_id, limit)
+    filters = filters_of(reason, since, until, store_id, correlation_id, limit)
     with operator_errors():
         settings = Settings()
         records = select(asyncio.run(_dead_letters(settings)), filters)
@@ -233,7 +188,7 @@ def replay(
     wide: WideOption = False,
 ) -> None:
     """Send the selected dead letters back to the requests topic, replay.count raised by one."""
-    filters = _filters(reason, since, until, store_id, correlation_id, limit)
+    filters = filters_of(reason, since, until, store_id, correlation_id, limit)
     console = Console()
     operator = operator_name()
     with operator_errors():
@@ -255,8 +210,8 @@ def replay(
             console.print(Text(f"{what} (recorded as replay #{done.id})"))
             return
         if not yes:
-            _confirm(len(to_send), settings.topic_requests, on_stderr=as_json)
-        with _progress(Console(stderr=True), len(to_send)) as progress:
+            confirm_replay(len(to_send), settings.topic_requests, on_stderr=as_json)
+        with replay_progress(Console(stderr=True), len(to_send)) as progress:
             task = progress.add_task("replaying", total=len(to_send))
             result = asyncio.run(
                 send_replays(
@@ -306,34 +261,6 @@ async def _record(
         )
 
     return await in_database(settings.dsn(), work)
-
-
-def _confirm(count: int, topic: str, *, on_stderr: bool) -> None:
-    try:
-        confirmed = typer.confirm(
-            f"Replay {count} record(s) to {topic}?", default=False, err=on_stderr
-        )
-    except typer.Abort:
-        typer.echo(err=on_stderr)  # end the prompt's line
-        raise fail(
-            "no answer on stdin to the confirmation: nothing sent (pass --yes to replay "
-            "without asking)",
-            ExitCode.REFUSED,
-        ) from None
-    if not confirmed:
-        raise fail("not confirmed: nothing sent", ExitCode.REFUSED)
-
-
-def _progress(console: Console, total: int) -> Progress:
-    return Progress(
-        *Progress.get_default_columns()[:1],
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=total < _PROGRESS_FROM or not console.is_terminal,
-    )
 
 
 @dlq_app.command()
