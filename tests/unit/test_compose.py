@@ -219,3 +219,98 @@ def test_prometheus_rule_files_are_mounted_and_scrape_our_services() -> None:
     }
     assert f"consumer:{environment('consumer')['CONSUMER_HTTP_PORT']}" in targets
     assert f"stream:{environment('stream')['STREAM_HTTP_PORT']}" in targets
+
+
+# --- docker-compose.cluster.yml: the same pipeline on three brokers ------------------------
+
+CLUSTER = ROOT / "docker-compose.cluster.yml"
+BROKERS = ("kafka", "kafka-2", "kafka-3")
+
+
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Compose's merge of a second file over the first, for mappings (what is checked here)."""
+    result = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def cluster_service(name: str) -> dict[str, Any]:
+    over = yaml.safe_load(CLUSTER.read_text(encoding="utf-8"))
+    base = compose()["services"].get(name, {})
+    found = merged(base, over["services"].get(name, {}))
+    assert isinstance(found, dict)
+    return found
+
+
+def cluster_environment(name: str) -> dict[str, str]:
+    return {str(k): str(v) for k, v in cluster_service(name).get("environment", {}).items()}
+
+
+def test_the_cluster_is_three_kraft_nodes_with_one_quorum_and_one_cluster_id() -> None:
+    envs = [cluster_environment(name) for name in BROKERS]
+    assert sorted(env["KAFKA_NODE_ID"] for env in envs) == ["1", "2", "3"]
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs}
+    assert len(voters) == 1
+    assert {voter.split("@")[0] for voter in voters.pop().split(",")} == {"1", "2", "3"}
+    assert len({env["CLUSTER_ID"] for env in envs}) == 1
+    for name, env in zip(BROKERS, envs, strict=True):
+        assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", cluster_service(name)["image"])
+        assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+        assert f"PLAINTEXT://{name}:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_the_cluster_replicates_everything_three_times_with_two_in_sync() -> None:
+    for name in BROKERS:
+        env = cluster_environment(name)
+        for variable in (
+            "KAFKA_DEFAULT_REPLICATION_FACTOR",
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        ):
+            assert env[variable] == "3", (name, variable)
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+
+
+def test_each_broker_publishes_its_own_host_port_and_keeps_its_own_volume() -> None:
+    ports = [tuple(cluster_service(name).get("ports", [])) for name in BROKERS]
+    assert len(set(ports)) == len(BROKERS)
+    volumes = [str(cluster_service(name)["volumes"][0]).split(":")[0] for name in BROKERS]
+    assert len(set(volumes)) == len(BROKERS)
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_on_the_cluster_our_services_bootstrap_from_all_three_and_replicate_topics_three_times(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fields = {field.upper() for field in Settings.model_fields}
+    env = cluster_environment(name)
+    assert not set(env) - fields
+    for key in fields:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, interpolate(value, {"EVENT_SIGNING_SECRET": "operator-secret"}))
+    settings = Settings(_env_file=None)
+    advertised = {
+        listener.split("://", 1)[1]
+        for broker in BROKERS
+        for listener in cluster_environment(broker)["KAFKA_ADVERTISED_LISTENERS"].split(",")
+        if listener.startswith("PLAINTEXT://")
+    }
+    assert set(settings.kafka_bootstrap_servers.split(",")) == advertised
+    assert settings.topic_replication_factor == 3
+    assert settings.topic_min_insync_replicas == 2
+
+
+def test_on_the_cluster_migrate_and_prometheus_wait_for_all_three_brokers() -> None:
+    for name in ("migrate", "prometheus"):
+        depends = cluster_service(name)["depends_on"]
+        for broker in BROKERS:
+            assert depends[broker]["condition"] == "service_healthy", (name, broker)
+    assert "postgres" in cluster_service("migrate")["depends_on"]
+    assert {"consumer", "stream"} <= set(cluster_service("prometheus")["depends_on"])
