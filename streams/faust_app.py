@@ -176,7 +176,8 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
         if acks and not (read is not None and fetched[-1].offset - read == len(fetched)):
             previous = read
             for record in fetched:
-                if previous and record.offset - previous > 1:
+                # faust tests the read offset for truth, missing a gap after offset 0.
+                if previous is not None and record.offset - previous > 1:
                     await self._add_gap(tp, previous + 1, record.offset)
                 previous = record.offset
         # As the conductor waits before it hands a record on: for a rebalance or a recovery
