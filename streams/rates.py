@@ -62,16 +62,6 @@ class Counts:
         return part / self.all if self.all else 0.0
 
 
-def counts_of(outcome: PublishOutcome) -> Counts:
-    return Counts(
-        all=1,
-        failed=int(outcome.status is Status.FAILED),
-        rejected=int(outcome.status is Status.REJECTED),
-        gated=int(outcome.status is Status.GATED),
-        retried=int(outcome.attempts > 1),
-    )
-
-
 def new_sketch() -> BaseDDSketch:
     return DDSketch(SKETCH_RELATIVE_ACCURACY)
 
@@ -101,17 +91,26 @@ class Slot:
 
     def with_outcomes(self, observed: Iterable[Observed]) -> Slot:
         """This slot plus the outcomes it has not folded in yet (per-partition offsets)."""
-        counts = self.counts
+        # Counts added in plain integers, not Counts objects: this loop runs once per outcome.
+        c = self.counts
+        total, failed, rejected, gated, retried = c.all, c.failed, c.rejected, c.gated, c.retried
         sketch = new_sketch()
         sketch.merge(self.sketch)
+        add = sketch.add
         applied = dict(self.applied)
         for item in observed:
             if item.offset <= applied.get(item.partition, -1):
                 continue
             applied[item.partition] = item.offset
-            counts = counts + counts_of(item.outcome)
-            sketch.add(clamp_latency(item.outcome.latency_ms))
-        return Slot(counts, sketch, applied)
+            outcome = item.outcome
+            status = outcome.status
+            total += 1
+            failed += status is Status.FAILED
+            rejected += status is Status.REJECTED
+            gated += status is Status.GATED
+            retried += outcome.attempts > 1
+            add(clamp_latency(outcome.latency_ms))
+        return Slot(Counts(total, failed, rejected, gated, retried), sketch, applied)
 
     def encode(self) -> bytes:
         proto = DDSketchProto.to_proto(self.sketch).SerializeToString()  # type: ignore[no-untyped-call]

@@ -411,6 +411,7 @@ async def run_stream_alone(run: Run, outcomes_topic: str, expect: int) -> PhaseF
         statuses={"counted": expect},
         cpu_seconds={_role(name, phase): v for name, v in cpu_used(before, after).items()},
         per_second=sorted(per_second.items()),
+        cpu_per_record_of="stream",
     )
 
 

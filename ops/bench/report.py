@@ -30,6 +30,8 @@ class PhaseFigures:
     lag: list[LagSample] = field(default_factory=list)
     stream_drain_seconds: float | None = None
     workers: int = 1
+    # The process whose CPU per record the line prints (the stream-alone phase: the stream).
+    cpu_per_record_of: str | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -50,6 +52,11 @@ class PhaseFigures:
         values = [s.consumer_lag for s in self.lag if s.consumer_lag is not None]
         return max(values) if values else None
 
+    @property
+    def cpu_us_per_record(self) -> float | None:
+        used = self.cpu_seconds.get(self.cpu_per_record_of or "")
+        return used / self.requests * 1e6 if used is not None and self.requests else None
+
     def cpu_text(self) -> str:
         return ", ".join(
             f"{name} {value:.1f}" for name, value in self.cpu_seconds.items() if value is not None
@@ -60,6 +67,9 @@ class PhaseFigures:
             f"  {self.name}: {self.requests:,} in {self.seconds:.2f} s = "
             f"{self.events_per_s:,.0f} requests/s; CPU s: {self.cpu_text()}"
         )
+        per_record = self.cpu_us_per_record
+        if per_record is not None:
+            text += f"; CPU µs per outcome: {self.cpu_per_record_of} {per_record:.1f}"
         if self.lag:
             text += (
                 f"; lag max: consumer {self.consumer_max_lag}, stream {self.stream_max_lag} "
@@ -79,6 +89,7 @@ class PhaseFigures:
             "stream_max_lag": self.stream_max_lag,
             "stream_max_counted_lag": self.stream_max_counted_lag,
             "stream_drain_seconds": self.stream_drain_seconds,
+            "cpu_us_per_record": self.cpu_us_per_record,
             "per_second": self.per_second,
             "lag": [vars(sample) for sample in self.lag],
         }
