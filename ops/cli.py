@@ -215,6 +215,9 @@ def bench(
     workers: Annotated[
         int, typer.Option(help="With more than 1, also run that many consumers in one group.")
     ] = 1,
+    gateway_clients: Annotated[
+        int, typer.Option(help="Concurrent HTTP clients of the gateway phase; 0 skips it.")
+    ] = 20,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the figures as JSON here.")
     ] = None,
@@ -240,6 +243,7 @@ def bench(
             rate=rate,
             latency_seconds=latency_seconds,
             workers=workers,
+            gateway_clients=gateway_clients,
             keep=keep,
             profile_dir=profile,
         )

@@ -16,6 +16,9 @@ class BenchOptions:
     latency_seconds: float = 60.0
     warmup_seconds: float = 2.0
     workers: int = 1
+    # The gateway phase: this many concurrent HTTP clients (0 skips it), one POST per creator.
+    gateway_clients: int = 20
+    gateway_requests: int = 3000
     keep: bool = False
     # py-spy on the consumer and stream processes of each phase, raw stacks written here.
     profile_dir: Path | None = None

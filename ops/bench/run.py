@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from pydantic import SecretStr
 
+from ops.bench.gateway import run_gateway_phase
 from ops.bench.load import (
     create_seeded_database,
     delete_topics_with_prefix,
@@ -107,6 +108,12 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             say(f"latency: {options.rate:,.0f} requests/s for {options.latency_seconds:g} s")
             report.latency, report.latency_phase = await run_latency(run, rng)
             say(report.latency.line())
+        if options.gateway_clients > 0:
+            say(f"gateway: {options.gateway_clients} HTTP clients, POST /api/store/publish")
+            gateway = await run_gateway_phase(
+                run, options.gateway_clients, min(options.gateway_requests, options.creators)
+            )
+            say(gateway.line())
         report.load_after = os.getloadavg()
     except BaseException:
         say(f"bench failed; the processes' logs are in {run.workdir}")
