@@ -1,11 +1,17 @@
 """A poll's batches decided side by side, then committed in one Kafka transaction; whatever
 cannot be decided or committed is handed back (sought back to its first offset), to be read
-and decided again, idempotently."""
+and decided again, idempotently.
+
+Deciding and committing are two steps so that the loop can overlap them: poll N+1 is
+decided in PostgreSQL while poll N's Kafka transaction commits. N+1's transaction begins
+only once N's has returned, so each partition's outcomes keep their order; if N's commit
+fails, N and everything decided after it are handed back together."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -49,7 +55,7 @@ class Claims(Protocol):
 
     def claim_for(self, tp: TopicPartition, first_offset: int) -> PartitionClaim | None: ...
     def drop(self, tp: TopicPartition) -> None: ...
-    def committed(self, tp: TopicPartition, next_offset: int) -> None: ...
+    def expect_next(self, tp: TopicPartition, offset: int) -> None: ...
     async def writer(self) -> Writer: ...
     async def replace_writer(self, wait_s: float = ...) -> None: ...
 
@@ -80,6 +86,31 @@ def outbound(topic_outcomes: str, results: Sequence[Result]) -> list[OutboundRec
     return records
 
 
+@dataclass
+class DecidedPoll:
+    """A poll whose batches were decided (their database transactions committed) and whose
+    outcomes are not committed to Kafka yet."""
+
+    batches: Batches
+    results: dict[TopicPartition, list[Result]]
+    writer: Writer | None
+    # The batches handed back while deciding, with why.
+    errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def offsets(self) -> dict[TopicPartition, int]:
+        return {tp: self.batches[tp][-1].offset + 1 for tp in self.results}
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What became of a poll's Kafka transaction."""
+
+    poll: DecidedPoll
+    ok: bool
+    errors: list[BaseException]
+
+
 class Committer:
     def __init__(
         self, settings: Settings, consumer: Seekable, claims: Claims, decider: Decider
@@ -89,73 +120,77 @@ class Committer:
         self._claims = claims
         self._decider = decider
 
-    async def decide_and_commit(
-        self, batches: Batches
-    ) -> tuple[dict[TopicPartition, list[Result]], list[BaseException]]:
-        """Each partition's batch transaction, side by side, then one Kafka transaction for
-        every batch decided. Returns the committed results by partition, and the errors of
-        the batches handed back."""
+    async def decide(self, batches: Batches) -> DecidedPoll:
+        """Each partition's batch transaction, side by side."""
         try:
             # Before the batch transactions, never after: see `Ownership.writer`.
             writer = await self._claims.writer()
         except Exception as error:
-            self.hand_back(batches)
+            # Nothing was claimed or decided: back to where each batch began, as fetched.
+            for tp, records in batches.items():
+                self._consumer.seek(tp, records[0].offset)
             log.warning("Kafka writer not started, poll handed back", error=describe(error))
-            return {}, [BatchHandedBack(str(error))]
+            return DecidedPoll(batches, {}, None, [BatchHandedBack(str(error))])
         decisions = await asyncio.gather(
             *(self._decide_partition(tp, records) for tp, records in batches.items()),
             return_exceptions=True,
         )
         errors = [d for d in decisions if isinstance(d, BaseException)]
         assignment = self._consumer.assignment()
-        decided = {
-            tp: results
-            for tp, results in zip(batches, decisions, strict=True)
+        results = {
+            tp: decided
+            for tp, decided in zip(batches, decisions, strict=True)
             # Revoked meanwhile: its next owner redoes the batch from the database's records.
-            if isinstance(results, list) and tp in assignment
+            if isinstance(decided, list) and tp in assignment
         }
-        if not decided:
-            return {}, errors
-        offsets = {tp: batches[tp][-1].offset + 1 for tp in decided}
+        poll = DecidedPoll(batches, results, writer, errors)
+        for tp, offset in poll.offsets.items():
+            self._claims.expect_next(tp, offset)
+        return poll
+
+    async def commit(self, poll: DecidedPoll) -> Committed:
+        """The poll's outcomes, dead letters and offsets in one Kafka transaction. On
+        failure nothing is sought back here: the loop hands back this poll and any decided
+        after it together (`hand_back`)."""
+        if not poll.results or poll.writer is None:
+            return Committed(poll, True, [])
         records = [
             record
-            for results in decided.values()
+            for results in poll.results.values()
             for record in outbound(self._settings.topic_outcomes, results)
         ]
         try:
             # A transaction can hang when the broker goes away mid-commit: past this bound
             # the outcome is ambiguous, and a fresh producer settles it.
             await within(
-                writer.commit(records, offsets), self._settings.kafka_commit_timeout_ms / 1000
+                poll.writer.commit(records, poll.offsets),
+                self._settings.kafka_commit_timeout_ms / 1000,
             )
+        except asyncio.CancelledError:
+            # Shutting down mid-commit: back where the poll began, for whoever reads next.
+            self.hand_back(poll)
+            raise
         except ProducerFenced:
             # A partition's next owner fenced this process's id; whatever is still ours is
             # redone idempotently, with a fresh producer, once its claim is proven again.
             log.warning(
                 "Producer fenced, partition taken over",
-                partitions=[tp.partition for tp in decided],
+                partitions=[tp.partition for tp in poll.results],
             )
-            self.hand_back({tp: batches[tp] for tp in decided})
             await self._claims.replace_writer()
-            return {}, errors
-        except BaseException as error:
-            # Cancelled (shutting down) or failed: either way the batches go back, and the
-            # next poll gets a fresh producer whose initialisation completes or aborts
-            # whatever this one left open.
-            self.hand_back({tp: batches[tp] for tp in decided})
-            if not isinstance(error, Exception):
-                raise
+            return Committed(poll, False, [])
+        except Exception as error:
             log.warning(
                 "Kafka transaction failed, batch handed back",
-                partitions=[tp.partition for tp in decided],
-                offsets=[batches[tp][0].offset for tp in decided],
+                partitions=[tp.partition for tp in poll.results],
+                offsets=[poll.batches[tp][0].offset for tp in poll.results],
                 error=describe(error),
             )
+            # The next poll gets a fresh producer: its initialisation completes or aborts
+            # whatever this one left open.
             await self._claims.replace_writer()
-            return {}, [*errors, BatchHandedBack(str(error))]
-        for tp in decided:
-            self._claims.committed(tp, offsets[tp])
-        return decided, errors
+            return Committed(poll, False, [BatchHandedBack(str(error))])
+        return Committed(poll, True, [])
 
     async def _decide_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
@@ -176,6 +211,15 @@ class Committer:
             self._consumer.seek(tp, records[0].offset)
             raise
 
-    def hand_back(self, batches: Batches) -> None:
-        for tp, records in batches.items():
-            self._consumer.seek(tp, records[0].offset)
+    def hand_back(self, *polls: DecidedPoll) -> None:
+        """Seek each decided partition back to the first record of these polls that it has,
+        so they are read and decided again (idempotently: their database effects are
+        recorded). Partitions skipped or failed while deciding were sought back already."""
+        first: dict[TopicPartition, int] = {}
+        for poll in polls:
+            for tp in poll.results:
+                offset = poll.batches[tp][0].offset
+                first[tp] = min(first.get(tp, offset), offset)
+        for tp, offset in first.items():
+            self._consumer.seek(tp, offset)
+            self._claims.expect_next(tp, offset)

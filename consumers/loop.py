@@ -1,7 +1,9 @@
 """The publish consumer's loop, given its collaborators.
 
 Per poll: read the pause switch when due, take a batch per partition with `getmany`, decide
-and commit them (`Committer`), observe. A paused switch, an unreachable database or a
+them in PostgreSQL while the previous poll's Kafka transaction commits, then commit them
+once it has returned (`Committer`), observe. At most two polls are in flight: one being
+decided, one committing. A paused switch, an unreachable database or a
 database fault hands the batch back and holds the partitions (`Holding`): requests wait in
 Kafka, nothing is lost, failed or dead-lettered for it. SIGTERM ends the loop: the poll in
 flight is finished, or handed back after a short grace.
@@ -19,7 +21,7 @@ import structlog
 from aiokafka import ConsumerRecord
 from aiokafka.structs import TopicPartition
 
-from consumers.commit import Batches, Committer, Seekable
+from consumers.commit import Batches, Committed, Committer, Seekable
 from consumers.errors import BatchHandedBack, DatabaseFault, DatabaseUnavailable, PublishingPaused
 from consumers.holding import Holding, Pausable
 from consumers.metrics import ConsumerMetrics
@@ -66,8 +68,10 @@ class ConsumerLoop:
         self._holding = holding
         self._positions = positions
         self._metrics = metrics
-        # Held while a poll is in flight: a rebalance waits for it before giving partitions up.
+        # Held while a poll is decided and the previous one settled: a rebalance waits for it,
+        # and for the commit in flight, before giving partitions up.
         self._in_flight = asyncio.Lock()
+        self._pending: asyncio.Task[Committed] | None = None
         self.processed = 0
         self._next_lag_update = 0.0
 
@@ -75,6 +79,9 @@ class ConsumerLoop:
     async def between_polls(self) -> AsyncIterator[None]:
         """For rebalances: no poll is in flight inside this block."""
         async with self._in_flight:
+            committed = await self._settle()
+            if committed is not None and not committed.ok:
+                self._committer.hand_back(committed.poll)
             yield
 
     def health(self) -> tuple[bool, dict[str, object]]:
@@ -87,22 +94,32 @@ class ConsumerLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         poll_s = self._settings.pause_poll_interval_ms / 1000
-        while not stop.is_set():
-            try:
-                await self._holding.read_switch_when_due()
-            except Exception as error:
-                # The switch cannot be read: publishing must not go on unchecked.
-                await self._hold(stop, error)
-                continue
-            if self._holding.paused:
-                await sleep_or_stop(stop, poll_s)
-                continue
-            batches = await self._consumer.getmany(
-                timeout_ms=200, max_records=self._settings.consumer_max_batch
-            )
-            if batches:
-                await self._finish_or_hand_back(self._process(batches, stop), stop)
-            self._update_lag_when_due()
+        try:
+            while not stop.is_set():
+                try:
+                    await self._holding.read_switch_when_due()
+                except Exception as error:
+                    # The switch cannot be read: publishing must not go on unchecked.
+                    await self._hold(stop, error)
+                    continue
+                if self._holding.paused:
+                    await self._finish_or_hand_back(self._settle_and_react(stop), stop)
+                    await sleep_or_stop(stop, poll_s)
+                    continue
+                batches = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self._settings.consumer_max_batch
+                )
+                if batches:
+                    await self._finish_or_hand_back(self._pipeline(batches, stop), stop)
+                elif self._pending is not None:
+                    await self._finish_or_hand_back(self._settle_and_react(stop), stop)
+                self._update_lag_when_due()
+        finally:
+            if self._pending is not None:
+                try:
+                    await within(self._settle(), SHUTDOWN_GRACE_S)
+                except TimeoutError:
+                    log.warning("Stopping: the commit in flight is handed back")
 
     async def _finish_or_hand_back(
         self, work: Coroutine[object, object, None], stop: asyncio.Event
@@ -119,20 +136,46 @@ class ConsumerLoop:
         try:
             await within(task, SHUTDOWN_GRACE_S)
         except TimeoutError:
-            # The poll was sought back when its commit was cancelled (`Committer`).
+            # Its batches are redone by the partitions' next owner, from the committed offsets.
             log.warning("Stopping: the poll in flight is handed back")
 
-    async def _process(self, batches: Batches, stop: asyncio.Event) -> None:
+    async def _pipeline(self, batches: Batches, stop: asyncio.Event) -> None:
+        """Decide this poll while the previous one commits; then commit this one, unless the
+        previous failed, in which case both go back."""
         for records in batches.values():
             self._metrics.batch_size.observe(len(records))
         async with self._in_flight:
-            decided, errors = await self._committer.decide_and_commit(batches)
-        for results in decided.values():
-            self._metrics.observe(results)
-            self.processed += len(results)
-        if decided and not errors:
-            self._holding.went_through()
+            poll = await self._committer.decide(batches)
+            previous = await self._settle()
+            errors = [*(previous.errors if previous else []), *poll.errors]
+            if previous is not None and not previous.ok:
+                self._committer.hand_back(previous.poll, poll)
+            elif poll.results:
+                self._pending = asyncio.create_task(self._committer.commit(poll))
         await self._react(errors, stop)
+
+    async def _settle(self) -> Committed | None:
+        """Wait for the commit in flight, if any, and observe what it committed."""
+        task, self._pending = self._pending, None
+        if task is None:
+            return None
+        committed = await task
+        if committed.ok:
+            for results in committed.poll.results.values():
+                self._metrics.observe(results)
+                self.processed += len(results)
+            if committed.poll.results and not committed.poll.errors:
+                self._holding.went_through()
+        return committed
+
+    async def _settle_and_react(self, stop: asyncio.Event) -> None:
+        async with self._in_flight:
+            committed = await self._settle()
+            if committed is None:
+                return
+            if not committed.ok:
+                self._committer.hand_back(committed.poll)
+        await self._react(committed.errors, stop)
 
     async def _react(self, errors: Sequence[BaseException], stop: asyncio.Event) -> None:
         """What the batches handed back ask of the loop: the most serious first."""

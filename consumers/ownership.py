@@ -40,7 +40,7 @@ class Ownership:
         self._pool = pool
         self._writer: TransactionalWriter | None = None
         self._writer_lock = asyncio.Lock()
-        # The next offset to process per partition: read at assignment, then as committed.
+        # The next offset to decide per partition: read at assignment, then as decided.
         self._next: dict[TopicPartition, int] = {}
         # Partitions whose assignment has been taken up: only their batches are processed.
         self._taken: set[TopicPartition] = set()
@@ -132,8 +132,11 @@ class Ownership:
             return None
         return claim
 
-    def committed(self, tp: TopicPartition, next_offset: int) -> None:
-        self._next[tp] = next_offset
+    def expect_next(self, tp: TopicPartition, offset: int) -> None:
+        """The next batch of `tp` must start at `offset`: the offset after a batch decided
+        (its commit may still be in flight), or where a batch handed back was sought to."""
+        if tp in self._taken:
+            self._next[tp] = offset
 
     def next_offset(self, tp: TopicPartition) -> int | None:
         return self._next.get(tp)

@@ -6,6 +6,7 @@ within its grace. The real edges are exercised by the integration and fault test
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
@@ -97,6 +98,8 @@ class FakeWriter:
 
     failures: int = 0
     hang: bool = False
+    delay_s: float = 0.0
+    spans: list[tuple[float, float]] = field(default_factory=list)
     commits: list[tuple[list[OutboundRecord], dict[TopicPartition, int]]] = field(
         default_factory=list
     )
@@ -106,8 +109,11 @@ class FakeWriter:
         self, records: Sequence[OutboundRecord], offsets: Mapping[TopicPartition, int]
     ) -> None:
         self.attempts += 1
+        began = time.monotonic()
         if self.hang:
             await asyncio.Event().wait()
+        await asyncio.sleep(self.delay_s)
+        self.spans.append((began, time.monotonic()))
         if self.failures:
             self.failures -= 1
             raise RuntimeError("transaction aborted")
@@ -130,8 +136,8 @@ class FakeClaims:
     def drop(self, tp: TopicPartition) -> None:
         self.next.pop(tp, None)
 
-    def committed(self, tp: TopicPartition, next_offset: int) -> None:
-        self.next[tp] = next_offset
+    def expect_next(self, tp: TopicPartition, offset: int) -> None:
+        self.next[tp] = offset
 
     def next_offset(self, tp: TopicPartition) -> int | None:
         return self.next.get(tp)
@@ -150,9 +156,11 @@ class FakeDecider:
     def __init__(self, errors: Sequence[BaseException] = ()) -> None:
         self.errors = list(errors)
         self.calls = 0
+        self.times: list[float] = []
 
     async def handle(self, records: Sequence[InboundRecord], claim: PartitionClaim) -> list[Result]:
         self.calls += 1
+        self.times.append(time.monotonic())
         if self.errors:
             raise self.errors.pop(0)
         now = datetime.now(UTC)
@@ -220,6 +228,7 @@ class Rig:
 def _rig(
     *,
     records: int = 5,
+    max_batch: int = 100,
     writer: FakeWriter | None = None,
     decider: FakeDecider | None = None,
     switch: Switch | None = None,
@@ -231,7 +240,7 @@ def _rig(
         topic_dlq="dlq",
         pause_poll_interval_ms=20,
         db_outage_max_backoff_ms=40,
-        consumer_max_batch=100,
+        consumer_max_batch=max_batch,
     )
     kafka = FakeKafka(records)
     writer = writer or FakeWriter()
@@ -266,8 +275,13 @@ async def _run_until(
     return time.monotonic() - stopped
 
 
+def _committed(rig: Rig) -> dict[TopicPartition, int]:
+    """The offsets committed to Kafka so far, per partition."""
+    return {tp: offset for _, offsets in rig.writer.commits for tp, offset in offsets.items()}
+
+
 def _all_committed(rig: Rig) -> Callable[[], bool]:
-    return lambda: rig.claims.next == {TP0: 5, TP1: 5}
+    return lambda: _committed(rig) == {TP0: 5, TP1: 5}
 
 
 async def test_every_record_is_committed_once_with_the_offsets_after_it() -> None:
@@ -293,7 +307,7 @@ async def test_a_database_fault_holds_the_partitions_fails_nothing_and_carries_o
         ok, details = rig.loop.health()
         if not ok:
             seen_health.append(details)
-        return rig.claims.next == {TP0: 5, TP1: 5}
+        return _committed(rig) == {TP0: 5, TP1: 5}
 
     await _run_until(rig, held_then_done)
     # Nothing was committed while the fault lasted; afterwards each record exactly once.
@@ -338,7 +352,7 @@ async def test_the_pause_switch_holds_every_partition_until_resumed() -> None:
     stop_after = asyncio.Event()
 
     def resumed_and_done() -> bool:
-        return stop_after.is_set() and rig.claims.next == {TP0: 5, TP1: 5}
+        return stop_after.is_set() and _committed(rig) == {TP0: 5, TP1: 5}
 
     async def flip() -> None:
         await resume()
@@ -360,7 +374,7 @@ async def test_a_switch_that_cannot_be_read_holds_publishing_back() -> None:
         rig.switch.unreadable = None
 
     flipper = asyncio.create_task(let_it_be_read())
-    await _run_until(rig, lambda: flipper.done() and rig.claims.next == {TP0: 5, TP1: 5})
+    await _run_until(rig, lambda: flipper.done() and _committed(rig) == {TP0: 5, TP1: 5})
     assert len(rig.committed_outcomes()) == 10
 
 
@@ -383,3 +397,40 @@ async def test_stop_during_a_hanging_commit_hands_the_poll_back_within_the_grace
     assert rig.writer.commits == []
     # Handed back: the next owner reads the poll again from its first offset.
     assert rig.kafka.position == {TP0: 0, TP1: 0}
+
+
+def _per_partition_commits(rig: Rig) -> dict[TopicPartition, list[int]]:
+    seen: dict[TopicPartition, list[int]] = {}
+    for _, offsets in rig.writer.commits:
+        for tp, offset in offsets.items():
+            seen.setdefault(tp, []).append(offset)
+    return seen
+
+
+async def test_the_next_poll_is_decided_while_the_previous_one_commits() -> None:
+    rig = _rig(records=10, max_batch=2, writer=FakeWriter(delay_s=0.05))
+    await _run_until(rig, lambda: _committed(rig) == {TP0: 10, TP1: 10})
+    overlapped = [
+        t for t in rig.decider.times for began, ended in rig.writer.spans if began < t < ended
+    ]
+    assert overlapped, "no poll was decided while a Kafka transaction was committing"
+    # One transaction at a time, each beginning after the previous one returned.
+    spans = sorted(rig.writer.spans)
+    assert all(a_end <= b_begin for (_, a_end), (b_begin, _) in itertools.pairwise(spans))
+    for offsets in _per_partition_commits(rig).values():
+        assert offsets == sorted(offsets)
+        assert len(set(offsets)) == len(offsets)
+
+
+async def test_a_failed_commit_hands_back_its_poll_and_the_one_decided_after_it() -> None:
+    rig = _rig(records=10, max_batch=2, writer=FakeWriter(failures=1, delay_s=0.02))
+    await _run_until(rig, lambda: _committed(rig) == {TP0: 10, TP1: 10})
+    outcomes = rig.committed_outcomes()
+    # Every record exactly once (outcome ids come from the record's position here), and
+    # each partition's offsets committed in order, none skipped.
+    assert len(outcomes) == 20
+    assert len({o.event_id for o in outcomes}) == 20
+    for offsets in _per_partition_commits(rig).values():
+        assert offsets == sorted(offsets)
+        assert offsets[-1] == 10
+    assert rig.claims.writers_replaced == 1
