@@ -176,6 +176,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _insync_replicas_can_be_met(self) -> Settings:
+        # More in-sync replicas required than replicas exist would refuse every write.
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) exceeds "
+                f"TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write could "
+                "be acknowledged"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
@@ -192,17 +203,6 @@ class Settings(BaseSettings):
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,
         }
-    @model_validator(mode="after")
-    def _insync_replicas_can_be_met(self) -> Settings:
-        # More in-sync replicas required than replicas exist would refuse every write.
-        if self.topic_min_insync_replicas > self.topic_replication_factor:
-            raise ValueError(
-                f"TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) exceeds "
-                f"TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write could "
-                "be acknowledged"
-            )
-        return self
-
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
 
