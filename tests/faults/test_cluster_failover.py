@@ -79,8 +79,16 @@ def print_recovery(rows: list[tuple[str, int, float, float]]) -> None:
         print(f"{name:<40} node {node}  {seconds:6.2f} s   replicas back in sync {resync:5.1f} s")
 
 
-def start_stream(settings: Settings, tmp_path: Path) -> CliProcess:
-    return CliProcess("stream", settings, tmp_path / "stream.log").start()
+async def start_stream(settings: Settings, tmp_path: Path, wait_s: float = 120) -> CliProcess:
+    """The rates stream as a child, once it has started: a broker killed while the stream
+    still starts ends it (NodeNotReadyError is not taken for an unreachable broker there)."""
+    stream = CliProcess("stream", settings, tmp_path / "stream.log").start()
+    deadline = time.monotonic() + wait_s
+    while not stream.logged("Rates stream started"):
+        assert stream.poll() is None, "the rates stream exited at start"
+        assert time.monotonic() < deadline, "the rates stream did not start"
+        await asyncio.sleep(0.2)
+    return stream
 
 
 @pytest.mark.timeout(900)
@@ -95,7 +103,7 @@ async def test_leader_coordinators_killed_and_a_rolling_restart_lose_nothing(
     settings = make_cluster_settings()
     await ensure_topics(settings)
     started = time.monotonic()
-    stream = start_stream(settings, tmp_path)
+    stream = await start_stream(settings, tmp_path)
     consumer = consumer_process(settings).start()
     rows: list[tuple[str, int, float, float]] = []
     try:
@@ -135,6 +143,7 @@ async def test_leader_coordinators_killed_and_a_rolling_restart_lose_nothing(
             assert await wait_until_committed(settings, sent) >= sent
         books = await account(settings, database_url, sent=sent)
         counted = await stream_counts_exactly(settings, books)
+        assert stream.poll() is None, "the rates stream exited during the faults"
     finally:
         assert consumer.terminate() == 0
         stream.stop()
@@ -160,7 +169,7 @@ async def test_two_of_three_go_on_and_one_of_three_pauses_until_a_second_returns
     await ensure_topics(settings)
     started = time.monotonic()
     sent = await seed_and_send(settings, database_url, creators=1_000, requests=3_000)
-    stream = start_stream(settings, tmp_path)
+    stream = await start_stream(settings, tmp_path)
     consumer = consumer_process(settings).start()
     try:
         async with outcome_clock(settings) as clock:
@@ -181,6 +190,7 @@ async def test_two_of_three_go_on_and_one_of_three_pauses_until_a_second_returns
         cluster.start(1)
         books = await account(settings, database_url, sent=sent)
         counted = await stream_counts_exactly(settings, books)
+        assert stream.poll() is None, "the rates stream exited during the faults"
     finally:
         assert consumer.terminate() == 0
         stream.stop()
