@@ -2,8 +2,9 @@
 
 An outage: PostgreSQL stopped for a few seconds while requests arrive; the consumer holds
 them in Kafka and publishes all of them once the database is back, dead-lettering none.
-A replay: a request dead-lettered because its store did not exist yet, the store created,
-then `store-publish dlq replay`; the outcome changes and the store is published once.
+A replay: a request failed after its retries because another session held its store's row,
+the lock released, then `store-publish dlq replay`; a failed request is decided afresh, so
+the outcome changes and the store is published once.
 Each act returns its checks; the accounting is pure (`outage_checks`, `replay_checks`).
 """
 
@@ -13,7 +14,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -78,8 +78,8 @@ def replay_checks(
 ) -> Checks:
     published = [o for o in after if o.status is Status.PUBLISHED]
     return {
-        "dead-lettered first as rejected / store_not_found": before is not None
-        and (before.status, before.reason) == (Status.REJECTED, Reason.STORE_NOT_FOUND),
+        "dead-lettered first as failed / retries_exhausted": before is not None
+        and (before.status, before.reason) == (Status.FAILED, Reason.RETRIES_EXHAUSTED),
         f"store-publish dlq replay exit code ({replay_exit}) = 0": replay_exit == 0,
         f"published once after the replay ({len(published)})": len(published) == 1
         and len(after) == 1,
@@ -155,29 +155,23 @@ async def outage_act(
 async def replay_act(
     stage: Stage, creator: Creator, outcomes_so_far: int, dead_so_far: int
 ) -> Checks:
-    store_id = uuid.uuid4()
-    (request_id,) = await _send(stage, [creator], store_id=store_id)
-    first = await _outcomes(stage, outcomes_so_far + 1)
-    before = next((o for o in first if o.request_event_id == request_id), None)
-    await _dead_letters(stage, dead_so_far + 1, wait_s=30.0)
-    conn = await asyncpg.connect(stage.settings.dsn())
-    try:  # the cause fixed: the store now exists, a draft of this creator
-        await conn.execute(
-            "INSERT INTO stores (id, owner_id, slug, status) VALUES ($1, $2, $3, 'draft')",
-            store_id,
-            creator.user_id,
-            f"shop-{store_id.hex[:12]}",
-        )
+    locker = await asyncpg.connect(stage.settings.dsn())
+    try:
+        # The cause: another session holds the store's row past the consumer's retry budget.
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", creator.store_id)
+        (request_id,) = await _send(stage, [creator])
+        first = await _outcomes(stage, outcomes_so_far + 1)
+        before = next((o for o in first if o.request_event_id == request_id), None)
+        await _dead_letters(stage, dead_so_far + 1, wait_s=30.0)
+        await transaction.rollback()  # the cause fixed: the lock released
     finally:
-        await conn.close()
-    replay_exit = await replay_with_the_cli(stage, str(store_id))
-    began = time.monotonic()
+        await locker.close()
+    replay_exit = await replay_with_the_cli(stage, str(creator.store_id))
     later = await _outcomes(stage, outcomes_so_far + 2)
-    while not any(o.request_event_id == request_id for o in later[outcomes_so_far + 1 :]):
-        if time.monotonic() - began > 30:
-            break
-        later = await _outcomes(stage, len(later) + 1, wait_s=1.0)
-    replayed = [o for o in later[outcomes_so_far + 1 :] if o.request_event_id == request_id]
+    # One key, one partition: the request's outcomes are in the order they were decided.
+    replayed = [o for o in later if o.request_event_id == request_id][1:]
     dead = await _dead_letters(stage, dead_so_far + 2, wait_s=1.0)
     return replay_checks(before, replayed, replay_exit, dead - dead_so_far - 1)
 

@@ -7,6 +7,7 @@ sent is counted once in the outcomes, and every refusal once in the dead letters
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import secrets
 import tempfile
@@ -28,7 +29,6 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.text import Text
 
 from consumers.app import run_consumer
 from ops.db.migrate import migrate_database
@@ -74,6 +74,10 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
             "alert_gating_rate_threshold": 0.10,
             "consumer_http_port": 0,
             "stream_http_port": 0,
+            # Act 3's locked store fails within a second rather than ten.
+            "db_lock_timeout_ms": 300,
+            "retry_initial_delay_ms": 100,
+            "retry_max_delay_ms": 400,
         }
     )
 
@@ -98,7 +102,7 @@ async def run_demo(
     console.print(f"seeded {creators} creators: " + ", ".join(f"{k} {v}" for k, v in mix.items()))
 
     log_path = Path(tempfile.gettempdir()) / f"store-publish-demo-{run_id}.log"
-    console.print(Text(f"the pipeline's and its libraries' log lines go to {log_path}"))
+    print_pasteable(console, "the pipeline's and its libraries' log lines go to:", str(log_path))
     log_to_file(log_path)
     stop, consumer_started, stream_started = asyncio.Event(), asyncio.Event(), asyncio.Event()
     registry = CollectorRegistry()
@@ -114,7 +118,12 @@ async def run_demo(
         balanced = await _acts(stage, population, requests, rate, console)
     finally:
         stop.set()
-        await asyncio.gather(consumer, stream)
+        stopped = await asyncio.gather(consumer, stream, return_exceptions=True)
+    for name, result in zip(("consumer", "rates stream"), stopped, strict=True):
+        if isinstance(result, BaseException):
+            # The account is settled by now; how a process stopped is for the log file.
+            logging.getLogger(__name__).error("%s stopped with %r", name, result)
+            console.print(f"the {name} stopped with an error: see the log file")
     print_pasteable(console, "inspect this run with:", inspect_command(settings))
     return balanced
 
@@ -161,9 +170,11 @@ async def _acts(
     if not fresh:
         console.print("skipped: no creator left unpublished (seed more with --creators)")
         return balanced
-    console.print(
-        "a request for a store that does not exist yet, dead-lettered; the store created; "
-        "then: " + replay_command("<its store_id>")
+    print_pasteable(
+        console,
+        "a store's row locked by another session: its request fails after its retries and "
+        "is dead-lettered; the lock released; then:",
+        replay_command("<its store_id>"),
     )
     checks = await replay_act(stage, fresh[0], so_far, dead_so_far)
     return print_checks(console, checks) and balanced

@@ -55,13 +55,15 @@ def test_an_outage_balances_only_when_all_wait_then_all_publish_and_none_is_dead
 
 def test_a_replay_balances_when_the_outcome_changes_to_one_publish() -> None:
     request = uuid.uuid4()
-    before = outcome(Status.REJECTED, Reason.STORE_NOT_FOUND, request)
+    before = outcome(Status.FAILED, Reason.RETRIES_EXHAUSTED, request)
     after = [outcome(Status.PUBLISHED, request=request)]
     assert all(replay_checks(before, after, 0, 0).values())
     assert not all(replay_checks(None, after, 0, 0).values())
     assert not all(replay_checks(before, after, 2, 0).values())
     assert not all(replay_checks(before, after * 2, 0, 0).values())
     assert not all(replay_checks(before, [before], 0, 1).values())
+    refused = outcome(Status.REJECTED, Reason.STORE_NOT_FOUND, request)
+    assert not all(replay_checks(refused, after, 0, 0).values())
 
 
 def test_the_closing_command_pastes_as_one_line_at_80_columns() -> None:
