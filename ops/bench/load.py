@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.db.migrate import migrate_database
 from ops.dev.emit import request_headers
-from ops.dev.requests import publish_request, request_value
+from ops.dev.requests import parties, publish_request, request_value
 from ops.dev.seed import Creator, Population, seed_population
 from schemas.settings import Settings
 
@@ -87,13 +87,7 @@ def request_for(
 ) -> Request:
     owner, other = rng.choice(creators), rng.choice(creators)
     event_id = uuid.uuid4()
-    user_id, store_id = owner.user_id, owner.store_id
-    if kind == "other user's store":
-        user_id = other.user_id if other != owner else uuid.uuid4()
-    elif kind == "unknown store":
-        store_id = uuid.uuid4()
-    elif kind == "unknown user":
-        user_id = uuid.uuid4()
+    user_id, store_id = parties(kind, owner.user_id, owner.store_id, other.user_id)
     value = request_value(
         publish_request(
             user_id,

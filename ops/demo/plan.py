@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ops.dev.requests import publish_request, request_value
+from ops.dev.requests import parties, publish_request, request_value
 from ops.dev.seed import Population
 from schemas.signing import sign
 
@@ -42,13 +42,7 @@ def plan_demo_requests(
         if kind == "redelivered" and not sent_values:
             kind = "own store"
         owner, other = rng.choice(creators), rng.choice(creators)
-        user_id, store_id = owner.user_id, owner.store_id
-        if kind == "other user's store":
-            user_id = other.user_id if other != owner else uuid.uuid4()
-        elif kind == "unknown store":
-            store_id = uuid.uuid4()
-        elif kind == "unknown user":
-            user_id = uuid.uuid4()
+        user_id, store_id = parties(kind, owner.user_id, owner.store_id, other.user_id)
         value = request_value(
             publish_request(
                 user_id,

@@ -45,3 +45,18 @@ def request_fields(request: PublishRequested) -> dict[str, object]:
 def request_value(request: PublishRequested) -> bytes:
     """The record value of `request`: its JSON, UTF-8."""
     return request.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def parties(
+    kind: str, owner_id: uuid.UUID, store_id: uuid.UUID, other_id: uuid.UUID
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """The (user_id, store_id) a request of `kind` names, for a store `store_id` owned by
+    `owner_id` and another creator `other_id`: the demo's and the bench's mixes of right
+    and wrong requests share these kinds."""
+    if kind == "other user's store":
+        return (other_id if other_id != owner_id else uuid.uuid4()), store_id
+    if kind == "unknown store":
+        return owner_id, uuid.uuid4()
+    if kind == "unknown user":
+        return uuid.uuid4(), store_id
+    return owner_id, store_id
