@@ -342,3 +342,46 @@ async def test_committed_offsets_keep_up_with_many_small_transactions(
             await admin.close()
     # faust's own accounting advanced one transaction per one-second commit: some 15 here.
     assert committed == last_record + 1
+
+
+async def test_a_backlog_across_partitions_is_counted_once_and_committed_to_its_end(
+    make_settings: MakeSettings, database_url: str
+) -> None:
+    """Whole fetches of a backlog: every outcome counted once, the committed offsets of every
+    partition at its end, and a restart over the same backlog counts nothing again."""
+    settings = fast(make_settings, alert_window_seconds=300.0, alert_min_events=100_000)
+    await ensure_topics(settings)
+    backlog = 6_000
+    async with producer_for(settings) as producer:
+        items = [outcome(Status.PUBLISHED) for _ in range(backlog)]
+        await send_outcomes(producer, settings, *items)
+    first = CollectorRegistry()
+    async with running_stream(settings, first):
+        counted = await wait_for_gauge(first, "store_publish_stream_outcomes_total", backlog, 60)
+        assert counted == backlog
+        tps = [TopicPartition(settings.topic_outcomes, p) for p in range(settings.topic_partitions)]
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+        reader = AIOKafkaConsumer(**settings.kafka_client_options())
+        await admin.start()
+        await reader.start()
+        try:
+            ends = await reader.end_offsets(tps)
+            committed: dict[TopicPartition, int] = {}
+            deadline = time.monotonic() + 15
+            while committed != ends and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                offsets = await admin.list_consumer_group_offsets(
+                    f"{settings.consumer_group}-rates", partitions=tps
+                )
+                committed = {tp: offsets[tp].offset for tp in tps if tp in offsets}
+        finally:
+            await reader.stop()
+            await admin.close()
+        print(f"\ncommitted {sum(committed.values()):,} of {sum(ends.values()):,} offsets")
+        assert committed == ends
+        assert first.get_sample_value("store_publish_window_outcomes") == backlog
+    second = CollectorRegistry()
+    async with running_stream(settings, second):
+        assert await wait_for_gauge(second, "store_publish_window_outcomes", backlog) == backlog
+        await asyncio.sleep(1.0)
+        assert second.get_sample_value("store_publish_stream_outcomes_total") == 0
