@@ -16,8 +16,8 @@ import aiohttp
 import jwt
 from pydantic import SecretStr
 
+from ops.bench.context import PARTITIONS, Run
 from ops.bench.load import copy_database
-from ops.bench.phases import PARTITIONS, Run
 from ops.bench.probes import Child, wait_until
 from ops.runtime.topics import create_topics
 

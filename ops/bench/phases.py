@@ -3,115 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import socket
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from pydantic import SecretStr
 
+from ops.bench.context import PARTITIONS, Run
 from ops.bench.load import (
-    BENCH_STEPS,
     Request,
     copy_database,
     database_url,
     fast_producer,
     preload,
-    random_kind,
-    request_for,
 )
-from ops.bench.options import BenchOptions
 from ops.bench.probes import (
     Child,
-    CpuSources,
     LagSampler,
     OutcomeFollower,
-    broker_pid,
-    cpu_seconds,
     cpu_snapshot,
     cpu_used,
     stream_counted,
     wait_until,
 )
 from ops.bench.profile import Recording, py_spy, summarize
-from ops.bench.report import LatencyFigures, PhaseFigures
+from ops.bench.report import PhaseFigures
 from ops.bench.storage import bytes_per_request_line
-from ops.dev.seed import Population
 from ops.runtime.pause_switch import set_paused
 from ops.runtime.topics import create_topics
 from schemas.settings import Settings
-
-PARTITIONS = 6
-
-
-@dataclass
-class Run:
-    """One benchmark run's names, inputs and the things to clean up."""
-
-    base: Settings
-    options: BenchOptions
-    say: Callable[[str], None]
-    run_id: str = field(
-        default_factory=lambda: datetime.now(UTC).strftime("%m%d%H%M%S") + uuid.uuid4().hex[:4]
-    )
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
-    databases: list[str] = field(default_factory=list)
-    population: Population | None = None
-    pg_pid: int | None = None
-
-    @property
-    def prefix(self) -> str:
-        return f"bench.{self.run_id}."
-
-    @property
-    def template(self) -> str:
-        return f"bench_{self.run_id}_seed"
-
-    def topic(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    def settings(self, phase: str, requests_topic: str, dsn: str, **extra: object) -> Settings:
-        return self.base.model_copy(
-            update={
-                "database_url": SecretStr(dsn),
-                "topic_requests": requests_topic,
-                "topic_outcomes": self.topic(f"{phase}.outcomes"),
-                "topic_dlq": self.topic(f"{phase}.dlq"),
-                "topic_alerts": self.topic(f"{phase}.alerts"),
-                "topic_partitions": PARTITIONS,
-                "consumer_group": self.topic(phase),
-                "publish_required_steps": BENCH_STEPS,
-                "consumer_http_port": 0,
-                "stream_http_port": _free_port(),
-                **extra,
-            }
-        )
-
-    def cpu_sources(self, children: Sequence[Child]) -> CpuSources:
-        sources: dict[str, Callable[[], float | None]] = {c.name: c.cpu for c in children}
-        kafka = broker_pid()
-        if kafka is not None:
-            sources["broker"] = lambda: cpu_seconds(kafka)
-        pg = self.pg_pid
-        if pg is not None:
-            sources["postgres"] = lambda: cpu_seconds(pg, with_children=True)
-        sources["bench"] = lambda: cpu_seconds(os.getpid())
-        return sources
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def run_passthrough(run: Run, topic: str, count: int) -> PhaseFigures:
@@ -295,68 +216,6 @@ async def _stream_caught_up(sampler: LagSampler, within_s: float) -> None:
         if last is not None and last.outcomes and last.stream_counted_lag == 0:
             return
         await asyncio.sleep(0.25)
-
-
-def paced_feed(run: Run, sent: dict[str, int], rng: random.Random) -> Feed:
-    """Requests at `options.rate` per second for warm-up plus measured seconds; each request's
-    record timestamp (CreateTime) is kept by event id."""
-    options = run.options
-    total = int(options.rate * (options.warmup_seconds + options.latency_seconds))
-
-    async def feed(settings: Settings) -> None:
-        assert run.population is not None
-        # Kafka 4 clients linger 5 ms by default; the latency counts it (stamped before send).
-        producer = fast_producer(settings, linger_ms=5)
-        await producer.start()
-        try:
-            began = time.monotonic()
-            pending = []
-            for index in range(total):
-                ahead = index / options.rate - (time.monotonic() - began)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-                request = request_for(settings, run.population.creators, random_kind(rng), rng)
-                stamp = int(time.time() * 1000)
-                sent[request.event_id] = stamp
-                pending.append(
-                    await producer.send(
-                        settings.topic_requests,
-                        value=request.value,
-                        key=request.key,
-                        headers=request.headers,
-                        timestamp_ms=stamp,
-                    )
-                )
-            await asyncio.gather(*pending)
-        finally:
-            await producer.stop()
-
-    return feed
-
-
-async def run_latency(run: Run, rng: random.Random) -> tuple[LatencyFigures, PhaseFigures]:
-    options = run.options
-    sent: dict[str, int] = {}
-    warmup = int(options.rate * options.warmup_seconds)
-    total = warmup + int(options.rate * options.latency_seconds)
-    figures, follower = await run_consumer_phase(
-        run,
-        "latency",
-        requests_topic=run.topic("latency.requested"),
-        expect=total,
-        feed=paced_feed(run, sent, rng),
-    )
-    ordered = sorted(sent.items(), key=lambda item: item[1])[warmup:]
-    record_ms: list[float] = []
-    visible_ms: list[float] = []
-    waiting_ms: list[float] = []
-    for event_id, stamp in ordered:
-        seen = follower.by_request.get(event_id)
-        if seen is not None:
-            record_ms.append(seen[0] - stamp)
-            visible_ms.append(seen[1] * 1000 - stamp)
-            waiting_ms.append(seen[0] - seen[2] - stamp)
-    return LatencyFigures.of(record_ms, visible_ms, waiting_ms, options), figures
 
 
 async def run_stream_alone(run: Run, outcomes_topic: str, expect: int) -> PhaseFigures:

@@ -28,7 +28,9 @@ from collections.abc import Callable
 
 from pydantic import SecretStr
 
+from ops.bench.context import PARTITIONS, Run
 from ops.bench.gateway import run_gateway_phase
+from ops.bench.latency import run_latency
 from ops.bench.load import (
     create_seeded_database,
     delete_topics_with_prefix,
@@ -38,11 +40,8 @@ from ops.bench.load import (
 )
 from ops.bench.options import BenchOptions
 from ops.bench.phases import (
-    PARTITIONS,
-    Run,
     run_baseline,
     run_consumer_phase,
-    run_latency,
     run_passthrough,
     run_stream_alone,
     timed,
