@@ -219,6 +219,7 @@ def test_prometheus_rule_files_are_mounted_and_scrape_our_services() -> None:
     }
     assert f"consumer:{environment('consumer')['CONSUMER_HTTP_PORT']}" in targets
     assert f"stream:{environment('stream')['STREAM_HTTP_PORT']}" in targets
+    assert f"gateway:{environment('gateway')['GATEWAY_HTTP_PORT']}" in targets
 
 
 # --- docker-compose.cluster.yml: the same pipeline on three brokers ------------------------
