@@ -1,34 +1,28 @@
 """The faust side of the rates stream: topics, changelog-backed tables, whole fetches, the timer.
 
 faust stays in this module; the rest of the stream sees typed callbacks and two tables
-(`streams.text_table`): `slots` (the window's slots, by slot number) and `rule_states`
-(each rule's phase, by rule). faust replays their changelogs before the fold sees its first
-record, so a restarted worker resumes with its counts and its alert phases;
-`use_partitioner=True` places each key by its hash, so the fold and the timer write them
-outside any faust stream.
+(`streams.text_table`), `slots` and `rule_states`, which faust replays from their changelogs
+before the first fold, and whose keys `use_partitioner=True` places by hash.
 
-Whole fetches. faust hands a stream one record at a time: per record its consumer awaits
-`wait_first(callback(message), ...)` (four tasks and an `asyncio.wait`), the conductor builds
-an Event, the stream's iterator awaits a queue, acks come event by event; that, not the
-fold, was most of the stream's CPU per outcome. So this app has no agent: its consumer's
-`_drain_messages` gives each fetch's outcome records, per partition, to the fold in one call
-and acks them in one step into faust's own offset bookkeeping, where faust still finds their
-gaps (`_add_gap`), commits them on its timer after flushing the changelog sends, and seeks
-back to them on a rebalance. Records of other topics (the changelogs, read during recovery)
-take faust's own path, record by record.
+Whole fetches: faust hands a stream one record at a time (per record a `wait_first` of four
+tasks, an Event, a queue, an ack), most of the stream's CPU per outcome. So this app has no
+agent: its consumer's `_drain_messages` gives each fetch's outcome records, per partition, to
+the fold in one call and acks them in one step into faust's own offset bookkeeping, where
+faust still finds their gaps (`_add_gap`), commits them on its timer after flushing the
+changelog sends, and seeks back to them on a rebalance. Records of other topics (the
+changelogs, read during recovery) take faust's own path, record by record.
 
 faust internals relied on (faust-streaming 0.15.3, pinned in pyproject.toml;
-tests/unit/test_faust_internals.py fails when an upgrade changes them):
-`Consumer._drain_messages(fetcher)` (replaced), `_wait_next_records(timeout)` returning
-`(records by partition, active partitions)`, `perform_seek()`, `commit()`, `callback`,
-`_to_message`, `flow_active`, `suspend_flow`, `_buffered_partitions`, `_commit_every`; the
-bookkeeping `Consumer.ack` keeps under `faust.types.tuples.ack_lock` (`_acked`,
-`_acked_index`, `_n_acked`, `_committed_offset`, `_read_offset`); `_add_gap(tp, offset_from,
-offset_to)`, its end inclusive (corrected below); `App.consumer_generation_id`,
-`App.flow_control.acquire()`, `App.producer.buffer.wait_until_ebb()`, `App.topics.add` and
-`acks_enabled_for`; `Monitor.stream_inbound_time` (faust's slow-processing checks read it);
-`AIOKafkaConsumerThread._create_worker_consumer(transport)` and
-`Consumer._new_consumer_thread()`, for the isolation level.
+tests/unit/test_faust_internals.py fails when an upgrade changes them): on `Consumer`,
+`_drain_messages(fetcher)` (replaced), `_wait_next_records(timeout)` returning (records by
+partition, active partitions), `perform_seek`, `commit`, `callback`, `_to_message`,
+`flow_active`, `suspend_flow`, `_buffered_partitions`, `_commit_every`, the bookkeeping
+`ack` keeps under `faust.types.tuples.ack_lock` (`_acked`, `_acked_index`, `_n_acked`,
+`_committed_offset`, `_read_offset`), `_add_gap(tp, offset_from, offset_to)` with its end
+inclusive (corrected below), `_new_consumer_thread`; on `App`, `consumer_generation_id`,
+`flow_control.acquire`, `producer.buffer.wait_until_ebb`, `topics.add`,
+`topics.acks_enabled_for`, `monitor.stream_inbound_time` (read by faust's slow-processing
+checks); `AIOKafkaConsumerThread._create_worker_consumer(transport)`.
 
 The stream runs as a single worker: the alert rules need the whole outcome stream, and a
 second worker would see only the partitions assigned to it.
@@ -52,13 +46,12 @@ from schemas.settings import Settings
 from streams.text_table import TextTable
 
 FAUST_VERSION = "0.15.3"
-# Records per fetch across partitions: a fold writes each slot it touches once per call, so
-# bigger calls cost less per outcome; a few thousand still fold in a few milliseconds.
+# A fold writes each slot it touches once per call: bigger fetches cost less per outcome.
 MAX_POLL_RECORDS = 10_000
 
 
 class StreamCrashed(RuntimeError):
-    """faust stopped the app after an error in the agent, the timer or a client."""
+    """faust stopped the app after an error in the fold, the timer or a client."""
 
 
 class FetchedRecord(Protocol):
@@ -76,9 +69,8 @@ class _ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     written in Kafka transactions, so aborted ones must not count: read committed always."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = self.consumer
-        outside = consumer.in_transaction
         # faust consults this flag, while building the client, only to pick the isolation level.
+        consumer, outside = self.consumer, self.consumer.in_transaction
         consumer.in_transaction = True
         try:
             return super()._create_worker_consumer(transport)
@@ -95,23 +87,18 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
         return _ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
-        """A gap in the offsets read (each transaction's commit marker is one) ends before the
-        record that revealed it. faust passes that record's offset as the gap's inclusive
-        end, so the record sits twice in its acked list once acked, and each commit then
-        advances past one transaction only: at a few hundred small transactions a second the
-        committed offsets fall behind without bound (faust-streaming/faust#606,
-        robinhood/faust#625)."""
+        """A gap in the offsets read (a transaction's commit marker) ends before the record
+        that revealed it; faust passes that record's offset as the gap's inclusive end, so
+        each commit advances past one transaction only (faust-streaming/faust#606)."""
         await super()._add_gap(tp, offset_from, offset_to - 1)
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        """faust's fetch loop (`Consumer._drain_messages` with `Consumer.getmany`): the same
-        checks of flow, generation and active partitions, per fetch and partition."""
+        """faust's fetch loop and `getmany`, their checks of flow, generation and active
+        partitions made per fetch and partition instead of per record."""
         app = self.app
         stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
-        ending: tuple[type[BaseException], ...] = (
-            asyncio.CancelledError,
-            *self.consumer_stopped_errors,
-        )
+        ending: tuple[type[BaseException], ...] = (asyncio.CancelledError,)
+        ending += self.consumer_stopped_errors
         try:
             while not (stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -132,11 +119,10 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
                     if active is not None and tp not in active | self._buffered_partitions:
                         continue
                     app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    handler = self.batch_handlers.get(tp.topic)
-                    if handler is None:
+                    if (handler := self.batch_handlers.get(tp.topic)) is None:
                         await self._deliver_each(tp, fetched, generation)
-                    elif fetched:
-                        await self._fold_whole(tp, fetched, handler, generation)
+                    elif fetched and not await self._fold_whole(tp, fetched, handler, generation):
+                        return
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except ending:
             if not app.should_stop:
@@ -165,13 +151,13 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
 
     async def _fold_whole(
         self, tp: Any, fetched: Sequence[Any], handler: BatchHandler, generation: int
-    ) -> None:
-        """One partition's records of one fetch: folded in one call, then acked at once."""
+    ) -> bool:
+        """Fold one partition's fetch in one call, ack it at once; False if the fold failed."""
         read = self._read_offset[tp]
         if read is not None and fetched[0].offset < read:
             fetched = [r for r in fetched if r.offset >= read]
-            if not fetched:
-                return
+        if not fetched:
+            return True
         acks = self.app.topics.acks_enabled_for(tp.topic)
         if acks and not (read is not None and fetched[-1].offset - read == len(fetched)):
             previous = read
@@ -185,23 +171,28 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
         await self.app.flow_control.acquire()
         await self.app.producer.buffer.wait_until_ebb()
         if not self._current(generation):
-            return
-        handler(tp.partition, fetched)
+            return True
+        try:
+            handler(tp.partition, fetched)
+        except Exception as error:
+            # A bug: the app stops crashed, the fetch loop ends, nothing past these records is
+            # acked or committed; the next start reads them again.
+            await self.app.crash(error)
+            return False
         self._read_offset[tp] = fetched[-1].offset
         if acks:
             self._ack_all(tp, [r.offset for r in fetched])
         self.app.monitor.stream_inbound_time[tp] = monotonic()
         await self._commit_every_n()
+        return True
 
     def _ack_all(self, tp: Any, offsets: list[int]) -> None:
         """`Consumer.ack` for every offset at once: the same bookkeeping, one step."""
         with ack_lock:
-            committed = self._committed_offset[tp]
-            if committed is not None and offsets[0] < committed:
+            if (committed := self._committed_offset[tp]) is not None and offsets[0] < committed:
                 offsets = [o for o in offsets if o >= committed]
             index = self._acked_index[tp]
-            if index:
-                offsets = [o for o in offsets if o not in index]
+            offsets = [o for o in offsets if o not in index]
             index.update(offsets)
             self._acked[tp].extend(offsets)
             self._n_acked += len(offsets)
@@ -259,18 +250,12 @@ class FaustRates:
         app.transport = _ReadCommittedTransport(app.conf.broker_consumer, app)
         self._app = app
         self._settings = settings
-        self._outcomes = app.topic(
-            settings.topic_outcomes, key_serializer="raw", value_serializer="raw"
-        )
-        self._alerts = app.topic(
-            settings.topic_alerts, key_serializer="raw", value_serializer="raw"
-        )
-        self.slots = TextTable(
-            app.Table("slots", key_type=str, value_type=str, use_partitioner=True)
-        )
-        self.rule_states = TextTable(
-            app.Table("rule-states", key_type=str, value_type=str, use_partitioner=True)
-        )
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self._outcomes = app.topic(settings.topic_outcomes, **raw)
+        self._alerts = app.topic(settings.topic_alerts, **raw)
+        text = {"key_type": str, "value_type": str, "use_partitioner": True}
+        self.slots = TextTable(app.Table("slots", **text))
+        self.rule_states = TextTable(app.Table("rule-states", **text))
 
     def attach(
         self,

@@ -29,7 +29,8 @@ from streams.alerts import (
     HIGH_RETRY_RATE,
     SLOW_RESPONSE,
 )
-from streams.app import run_stream
+from streams.app import RatesEngine, run_stream
+from streams.faust_app import StreamCrashed
 from tests.fixtures.settings import MakeSettings
 
 pytestmark = pytest.mark.integration
@@ -385,3 +386,38 @@ async def test_a_backlog_across_partitions_is_counted_once_and_committed_to_its_
         assert await wait_for_gauge(second, "store_publish_window_outcomes", backlog) == backlog
         await asyncio.sleep(1.0)
         assert second.get_sample_value("store_publish_stream_outcomes_total") == 0
+
+
+async def test_a_bug_in_the_fold_stops_the_stream_crashed_without_committing_past_it(
+    make_settings: MakeSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = fast(make_settings, topic_partitions=1)
+    await ensure_topics(settings)
+
+    def broken(self: RatesEngine, partition: int, records: object) -> None:
+        raise RuntimeError("a bug in the fold")
+
+    monkeypatch.setattr(RatesEngine, "ingest", broken)
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_stream(settings, stop=stop, started=started))
+    try:
+        await asyncio.wait_for(started.wait(), timeout=60)
+        async with producer_for(settings) as producer:
+            await send_outcomes(producer, settings, *(outcome(Status.PUBLISHED) for _ in range(3)))
+        with pytest.raises(StreamCrashed, match="a bug in the fold"):
+            await asyncio.wait_for(task, timeout=60)
+    finally:
+        stop.set()
+        if not task.done():
+            await asyncio.wait_for(task, timeout=60)
+    tp = TopicPartition(settings.topic_outcomes, 0)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(
+            f"{settings.consumer_group}-rates", partitions=[tp]
+        )
+    finally:
+        await admin.close()
+    # Nothing folded, nothing committed: the next start reads the three outcomes again.
+    assert tp not in offsets or offsets[tp].offset <= 0
