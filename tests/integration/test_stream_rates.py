@@ -5,11 +5,14 @@ aborted outcomes are not counted, and the rollback alert pauses publishing."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from ops.dev.processes import CliProcess
 from ops.runtime.pause_switch import read_control
 from ops.runtime.topics import ensure_topics
 from schemas.events import Alert, AlertState, PublishOutcome, Reason, Status
@@ -421,3 +425,75 @@ async def test_a_bug_in_the_fold_stops_the_stream_crashed_without_committing_pas
         await admin.close()
     # Nothing folded, nothing committed: the next start reads the three outcomes again.
     assert tp not in offsets or offsets[tp].offset <= 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _metric(settings: Settings, name: str) -> float | None:
+    """A sample of the stream child's /metrics; None while it does not answer."""
+    url = f"http://{settings.http_host}:{settings.stream_http_port}/metrics"
+
+    def read() -> str:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+
+    try:
+        text = await asyncio.to_thread(read)
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
+# The restart waits out the killed member's session (faust's 60 s) before it is assigned.
+@pytest.mark.timeout(400)
+async def test_a_stream_killed_mid_backlog_counts_every_outcome_once_after_restart(
+    make_settings: MakeSettings, database_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL while whole fetches are being folded: the next process recovers the slots from
+    their changelog, reads again from the committed offsets, and its window holds every
+    outcome exactly once."""
+    settings = fast(
+        make_settings,
+        alert_window_seconds=300.0,
+        alert_min_events=1_000_000,
+        stream_http_port=_free_port(),
+    )
+    await ensure_topics(settings)
+    total = 30_000
+    async with producer_for(settings) as producer:
+        await send_outcomes(producer, settings, *(outcome(Status.PUBLISHED) for _ in range(total)))
+    first = CliProcess("stream", settings, tmp_path / "first.log").start()
+    try:
+        counted_at_kill = 0.0
+        deadline = time.monotonic() + 90
+        while not counted_at_kill and time.monotonic() < deadline:
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+            counted_at_kill = await _metric(settings, "store_publish_stream_outcomes_total") or 0
+            await asyncio.sleep(0.05)
+        first.kill()
+    finally:
+        first.stop(timeout=10)
+    assert counted_at_kill > 0
+    second = CliProcess("stream", settings, tmp_path / "second.log").start()
+    try:
+        window: float | None = None
+        deadline = time.monotonic() + 240
+        while window != total and time.monotonic() < deadline:
+            assert second.poll() is None, (tmp_path / "second.log").read_text()[-2000:]
+            window = await _metric(settings, "store_publish_window_outcomes")
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.5)
+        settled = await _metric(settings, "store_publish_window_outcomes")
+        refolded = await _metric(settings, "store_publish_stream_outcomes_total")
+    finally:
+        second.stop(timeout=30)
+    print(f"\nkilled after {counted_at_kill:,.0f} of {total:,}; the restart folded {refolded:,.0f}")
+    assert window == total
+    assert settled == total
