@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
 
 from ops.dev.requests import publish_request, request_fields
 from ops.oncall.topic_reader import RawRecord, read_until
@@ -148,23 +149,38 @@ def outcomes_of(records: Iterable[RawRecord]) -> list[PublishOutcome]:
     return [PublishOutcome.model_validate_json(r.value or b"") for r in records]
 
 
-@asynccontextmanager
-async def running_consumer(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
-    """The real consumer, in this process, until the block ends."""
-    from consumers.app import run_consumer
+Runner = Callable[[asyncio.Event, asyncio.Event], Coroutine[object, object, None]]
 
+
+@asynccontextmanager
+async def running(run: Runner) -> AsyncIterator[asyncio.Task[None]]:
+    """`run(stop, started)` in this process until the block ends: entered once it has set
+    `started` (or raised what it failed with first); stopped and awaited at the end."""
     stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_consumer(settings, stop=stop, started=started))
-    done, _ = await asyncio.wait(
-        [task, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED
-    )
+    task = asyncio.create_task(run(stop, started))
+    waiter = asyncio.create_task(started.wait())
+    done, _ = await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
     if task in done:
+        waiter.cancel()
         task.result()
     try:
         yield task
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=60)
+
+
+@asynccontextmanager
+async def running_consumer(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> AsyncIterator[asyncio.Task[None]]:
+    """The real consumer, in this process, until the block ends."""
+    from consumers.app import run_consumer
+
+    async with running(
+        lambda stop, started: run_consumer(settings, registry=registry, stop=stop, started=started)
+    ) as task:
+        yield task
 
 
 async def outcomes_by_request(

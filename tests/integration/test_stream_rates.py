@@ -36,6 +36,7 @@ from streams.alerts import (
 from streams.app import RatesEngine, run_stream
 from streams.faust_app import StreamCrashed
 from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import running
 
 pytestmark = pytest.mark.integration
 
@@ -114,18 +115,10 @@ async def send_outcomes(
 async def running_stream(
     settings: Settings, registry: CollectorRegistry | None = None
 ) -> AsyncIterator[asyncio.Task[None]]:
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_stream(settings, stop=stop, started=started, registry=registry))
-    waiter = asyncio.create_task(started.wait())
-    done, _ = await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        waiter.cancel()
-        task.result()
-    try:
+    async with running(
+        lambda stop, started: run_stream(settings, stop=stop, started=started, registry=registry)
+    ) as task:
         yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=60)
 
 
 async def wait_for_gauge(

@@ -21,7 +21,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import consumers.effects
-from consumers.app import run_consumer
 from consumers.effects import Effects
 from ops.runtime.topics import ensure_topics
 from schemas.events import PublishOutcome, Status
@@ -33,6 +32,7 @@ from tests.helpers.support import (
     outcomes_of,
     read_topic,
     request_body,
+    running_consumer,
     send_requests,
 )
 
@@ -87,18 +87,10 @@ async def consumer_with_metrics(
     """The consumer in this process, once it has decided `warm_up`: its partitions are
     claimed, so the fault meets the batches, not the claims."""
     registry = CollectorRegistry()
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_consumer(settings, registry=registry, stop=stop, started=started)
-    )
-    await asyncio.wait_for(started.wait(), timeout=60)
-    await send_requests(settings, [warm_up])
-    assert len(await read_topic(settings, settings.topic_outcomes, expect=1)) == 1
-    try:
+    async with running_consumer(settings, registry):
+        await send_requests(settings, [warm_up])
+        assert len(await read_topic(settings, settings.topic_outcomes, expect=1)) == 1
         yield registry
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=60)
 
 
 async def _terminate_sessions(admin: asyncpg.Connection, role: str) -> None:
