@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,11 +79,23 @@ class Gateway:
         return found
 
     async def publish(self, request: web.Request) -> web.Response:
+        return await self._answer("publish", self._publish, request)
+
+    async def poll(self, request: web.Request) -> web.Response:
+        return await self._answer("poll", self._poll, request)
+
+    async def _answer(
+        self,
+        route: str,
+        handle: Callable[[web.Request, str], Awaitable[Answer]],
+        request: web.Request,
+    ) -> web.Response:
+        """Every route's frame: the correlation id bound to its log lines, timed, observed."""
         started = time.monotonic()
         cid = correlation_id_of(request)
         with structlog.contextvars.bound_contextvars(correlationId=cid):
-            answer = await self._publish(request, cid)
-            self._observe("publish", answer, started)
+            answer = await handle(request, cid)
+            self._observe(route, answer, started)
             return respond(answer)
 
     async def _publish(self, request: web.Request, cid: str) -> Answer:
@@ -167,14 +180,6 @@ class Gateway:
             waitMs=self.settings.gateway_wait_ms,
         )
         return answers.pending(request_id, cid)
-
-    async def poll(self, request: web.Request) -> web.Response:
-        started = time.monotonic()
-        cid = correlation_id_of(request)
-        with structlog.contextvars.bound_contextvars(correlationId=cid):
-            answer = await self._poll(request, cid)
-            self._observe("poll", answer, started)
-            return respond(answer)
 
     async def _poll(self, request: web.Request, cid: str) -> Answer:
         user_id = self._caller(request)
