@@ -78,7 +78,7 @@ class Holding:
         self._probe = probe
         self._reconnect = reconnect
         self._report = report
-        self._working_since = datetime.now(UTC)
+        self._since = datetime.now(UTC)
         self._metrics = metrics
         self.paused = False
         self.pause_reason: str | None = None
@@ -126,12 +126,13 @@ class Holding:
                 "database_fault", self.fault.sqlstate, self.fault.error, self.fault.since
             )
         if self.paused:
-            return StateReport("paused", None, self.pause_reason, self._working_since)
-        return StateReport("working", None, None, self._working_since)
+            return StateReport("paused", None, self.pause_reason, self._since)
+        return StateReport("working", None, None, self._since)
 
     def _changed(self) -> None:
-        if not self.holds_back:
-            self._working_since = datetime.now(UTC)
+        # The moment the new state began: what `state()` reports as `since` for working
+        # and paused (the database's states carry their own).
+        self._since = datetime.now(UTC)
         if self._report is not None:
             self._report(self.state())
 
@@ -157,9 +158,7 @@ class Holding:
         else:
             self._consumer.resume(*assignment)
             log.info("Publishing resumed")
-        self._working_since = datetime.now(UTC)
-        if self._report is not None:
-            self._report(self.state())
+        self._changed()
         # Read the switch again soon: a batch refused by the switch re-reads its reason.
         self._next_switch_read = 0.0
 
