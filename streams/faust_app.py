@@ -1,8 +1,19 @@
 """The faust side of the rates stream: topics, changelog-backed tables, whole fetches, the timer.
 
-faust stays in this module; the rest of the stream sees typed callbacks and two tables
-(`streams.text_table`), `slots` and `rule_states`, which faust replays from their changelogs
-before the first fold, and whose keys `use_partitioner=True` places by hash.
+faust stays in this module; the rest of the stream sees typed callbacks and three tables
+(`streams.text_table`) which faust replays from their changelogs before the first fold:
+
+- `partials`, a worker's partial slots keyed "partition:slot", with as many partitions as the
+  outcomes topic. `partition_for_key` puts each key in the changelog partition of its source
+  partition, so faust's co-partitioning assignor hands a worker the outcomes partition and
+  the changelog partition that holds its partials together, and recovers them together;
+- `window` (the latest partial of every partition) and `rule-phases`, one partition each,
+  co-partitioned with the one-partition partials topic: whichever worker holds that topic
+  holds both tables and is the evaluator.
+
+Two phases (see `streams.rates`): every worker folds the outcome partitions it holds and
+publishes each changed partial to the partials topic; the evaluator folds that topic into
+`window`, and only it evaluates the rules. With one worker it holds everything and does both.
 
 Whole fetches: faust hands a stream one record at a time (per record a `wait_first` of four
 tasks, an Event, a queue, an ack), most of the stream's CPU per outcome. So this app has no
@@ -22,10 +33,9 @@ partition, active partitions), `perform_seek`, `commit`, `callback`, `_to_messag
 inclusive (corrected below), `_new_consumer_thread`; on `App`, `consumer_generation_id`,
 `flow_control.acquire`, `producer.buffer.wait_until_ebb`, `topics.add`,
 `topics.acks_enabled_for`, `monitor.stream_inbound_time` (read by faust's slow-processing
-checks); `AIOKafkaConsumerThread._create_worker_consumer(transport)`.
-
-The stream runs as a single worker: the alert rules need the whole outcome stream, and a
-second worker would see only the partitions assigned to it.
+checks), `rebalancing`, `in_recovery`, `tables.add`, `tables.beacon`;
+`AIOKafkaConsumerThread._create_worker_consumer(transport)`; `Table.partition_for_key(key)`
+(replaced), called by `on_key_set` and `on_key_del` for the changelog partition of a write.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 
 from schemas.settings import Settings
+from streams.rates import parse_partial_key
 from streams.text_table import TextTable
 
 FAUST_VERSION = "0.15.3"
@@ -58,6 +69,7 @@ class FetchedRecord(Protocol):
     """A record as a fetch returns it (aiokafka's `ConsumerRecord`)."""
 
     offset: int
+    key: bytes | None
     value: bytes | None
 
 
@@ -207,6 +219,16 @@ class _ReadCommittedTransport(faust_aiokafka.Transport):
     Consumer = _ReadCommittedConsumer
 
 
+class _PartialsTable(faust.Table[str, str]):
+    """A table whose key "partition:slot" names the changelog partition it is written to.
+
+    faust would take the partition of the event being processed, and there is none: the
+    consumer folds whole fetches outside faust's streams."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return parse_partial_key(cast(str, key))[0]
+
+
 def broker_credentials(settings: Settings) -> object | None:
     """faust's form of the Kafka security settings (`Settings.kafka_client_options`)."""
     options = settings.kafka_client_options()
@@ -233,6 +255,8 @@ class FaustRates:
 
     def __init__(self, settings: Settings) -> None:
         self.app_id = f"{settings.consumer_group}-rates"
+        # Named as faust names its changelogs: internal to this app, one per group.
+        self.partials_topic = f"{self.app_id}-partials"
         app: Any = faust.App(
             self.app_id,
             broker=broker_url(settings),
@@ -252,34 +276,79 @@ class FaustRates:
         self._settings = settings
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self._outcomes = app.topic(settings.topic_outcomes, **raw)
+        self._partials = app.topic(self.partials_topic, partitions=1, **raw)
         self._alerts = app.topic(settings.topic_alerts, **raw)
-        text = {"key_type": str, "value_type": str, "use_partitioner": True}
-        self.slots = TextTable(app.Table("slots", **text))
-        self.rule_states = TextTable(app.Table("rule-states", **text))
+        text = {"key_type": str, "value_type": str}
+        self.partials = TextTable(
+            app.tables.add(
+                _PartialsTable(
+                    app,
+                    name="partials",
+                    beacon=app.tables.beacon,
+                    partitions=settings.topic_partitions,
+                    key_type=str,
+                    value_type=str,
+                )
+            )
+        )
+        self.window = TextTable(app.Table("window", partitions=1, use_partitioner=True, **text))
+        self.rule_phases = TextTable(
+            app.Table("rule-phases", partitions=1, use_partitioner=True, **text)
+        )
 
     def attach(
         self,
-        on_batch: BatchHandler,
+        on_outcomes: BatchHandler,
+        on_partials: BatchHandler,
         on_tick: Callable[[], Awaitable[object]],
         interval_seconds: float,
     ) -> None:
-        """`on_batch(partition, records)` gets each fetch's outcome records of a partition."""
+        """`on_outcomes(partition, records)` gets each fetch's outcome records of a partition,
+        `on_partials` those of the partials topic; `on_tick` runs every `interval_seconds`
+        while the tables are whole (never during a rebalance or a recovery)."""
 
-        async def evaluate() -> None:
-            if self.recovered:
+        async def tick() -> None:
+            if self.settled:
                 await on_tick()
 
-        # Subscribed through the conductor as an agent's topic would be (acks enabled), but
-        # its records never reach a faust stream: the consumer folds them whole.
+        # Subscribed through the conductor as an agent's topics would be (acks enabled), but
+        # their records never reach a faust stream: the consumer folds them whole.
         self._app.topics.add(self._outcomes)
+        self._app.topics.add(self._partials)
         consumer = cast(_ReadCommittedConsumer, self._app.consumer)
-        consumer.batch_handlers = MappingProxyType({self._settings.topic_outcomes: on_batch})
-        self._app.timer(interval_seconds, name="evaluate")(evaluate)
+        consumer.batch_handlers = MappingProxyType(
+            {self._settings.topic_outcomes: on_outcomes, self.partials_topic: on_partials}
+        )
+        self._app.timer(interval_seconds, name="tick")(tick)
 
     @property
     def recovered(self) -> bool:
         """True once the tables hold what their changelogs held (set after the first assignment)."""
         return bool(self._app.tables.recovery.completed.is_set())
+
+    @property
+    def settled(self) -> bool:
+        """Recovered, and neither rebalancing nor recovering again."""
+        app = self._app
+        return self.recovered and not app.rebalancing and not app.in_recovery
+
+    @property
+    def generation(self) -> int:
+        """The consumer group's generation: it changes with every rebalance."""
+        return int(self._app.consumer_generation_id)
+
+    def held_partitions(self) -> set[int]:
+        """The outcomes partitions assigned to this worker."""
+        topic = self._settings.topic_outcomes
+        return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == topic}
+
+    def evaluates(self) -> bool:
+        """Whether this worker holds the partials topic, and so the window and the rules."""
+        return any(tp.topic == self.partials_topic for tp in self._app.consumer.assignment())
+
+    def publish_partial(self, key: str, value: bytes) -> None:
+        """Queued on faust's producer, which the fold waits on before each fetch."""
+        self._partials.send_soon(key=key.encode("utf-8"), value=value, partition=0)
 
     async def send_alert(self, key: str, value: bytes) -> None:
         """Send and wait for the broker's acknowledgement."""

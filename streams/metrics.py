@@ -16,6 +16,8 @@ class StreamMetrics:
     outcomes: Counter
     skipped: Counter
     invalid: Counter
+    invalid_partials: Counter
+    evaluating: Gauge
     window_outcomes: Gauge
     error_rate: Gauge
     rejected_rate: Gauge
@@ -45,6 +47,15 @@ class StreamMetrics:
             invalid=counter(
                 "store_publish_stream_invalid_outcomes_total",
                 "Records on the outcomes topic that are not a PublishOutcome.",
+            ),
+            invalid_partials=counter(
+                "store_publish_stream_invalid_partials_total",
+                "Records on the stream's partials topic that are not a partial (a bug).",
+            ),
+            evaluating=gauge(
+                "store_publish_stream_evaluating",
+                "1 in the worker that merges the window and evaluates the alert rules; the "
+                "window and alert gauges are that worker's.",
             ),
             window_outcomes=gauge(
                 "store_publish_window_outcomes", "Outcomes in the current sliding window."

@@ -11,6 +11,13 @@ stream that replays a backlog counts each outcome where it happened, not all at 
 The per-slot offsets make folding idempotent: a record redelivered after a restart (Kafka's
 at-least-once) is recognised and not counted twice.
 
+Across workers the window is folded in two phases (Flink's local-global aggregation): each
+worker folds the outcomes of the partitions it holds into *partials*, one slot per (source
+partition, slot), and the evaluator merges the latest partial of every partition into the
+window. A newer partial of a (partition, slot) replaces the one before it, never adds to it:
+which one is newer is told by the offset it has folded up to, so a partial sent again after a
+restart or a rebalance can never count an outcome twice.
+
 Everything here is pure: values in, values out; the stream stores the encoded slots.
 """
 
@@ -27,6 +34,7 @@ import ddsketch.pb.ddsketch_pb2 as sketch_pb
 from ddsketch import DDSketch
 from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.pb.proto import DDSketchProto
+from google.protobuf.message import DecodeError
 
 from schemas.events import PublishOutcome, Status
 
@@ -112,6 +120,11 @@ class Slot:
             add(clamp_latency(outcome.latency_ms))
         return Slot(Counts(total, failed, rejected, gated, retried), sketch, applied)
 
+    def supersedes(self, other: Slot, partition: int) -> bool:
+        """Whether this partial of `partition` is at least as far along as `other`: partials of
+        a (partition, slot) grow with the offsets folded, so the further one is the latest."""
+        return self.applied.get(partition, -1) >= other.applied.get(partition, -1)
+
     def encode(self) -> bytes:
         proto = DDSketchProto.to_proto(self.sketch).SerializeToString()  # type: ignore[no-untyped-call]
         return json.dumps(
@@ -126,18 +139,35 @@ class Slot:
 
     @classmethod
     def decode(cls, data: bytes) -> Slot:
-        body = json.loads(data)
-        if body.get("v") != _ENCODING_VERSION:
-            raise ValueError(f"unknown slot encoding {body.get('v')!r}")
-        proto = sketch_pb.DDSketch()
-        proto.ParseFromString(base64.b64decode(body["sketch"]))
-        sketch = new_sketch()
-        sketch.merge(DDSketchProto.from_proto(proto))  # type: ignore[no-untyped-call]
-        return cls(
-            counts=Counts(**body["counts"]),
-            sketch=sketch,
-            applied={int(p): int(o) for p, o in body["applied"].items()},
-        )
+        """The slot `encode` wrote; ValueError for anything else."""
+        try:
+            body = json.loads(data)
+            if body.get("v") != _ENCODING_VERSION:
+                raise ValueError(f"unknown slot encoding {body.get('v')!r}")
+            proto = sketch_pb.DDSketch()
+            proto.ParseFromString(base64.b64decode(body["sketch"]))
+            sketch = new_sketch()
+            sketch.merge(DDSketchProto.from_proto(proto))  # type: ignore[no-untyped-call]
+            return cls(
+                counts=Counts(**body["counts"]),
+                sketch=sketch,
+                applied={int(p): int(o) for p, o in body["applied"].items()},
+            )
+        except (AttributeError, KeyError, TypeError, DecodeError) as error:
+            raise ValueError(f"not an encoded slot: {error!r}") from error
+
+
+def partial_key(partition: int, slot: int) -> str:
+    """The key of a partial: its source partition, then its slot."""
+    return f"{partition}:{slot}"
+
+
+def parse_partial_key(key: str) -> tuple[int, int]:
+    """(partition, slot) of a partial's key; ValueError when it is not one."""
+    partition, sep, slot = key.partition(":")
+    if not sep:
+        raise ValueError(f"not a partial key: {key!r}")
+    return int(partition), int(slot)
 
 
 @dataclass(frozen=True)
@@ -212,12 +242,13 @@ class Snapshot:
         return self.counts.ratio(self.counts.retried)
 
 
-def snapshot(slots: Mapping[int, Slot], geometry: Geometry, now: datetime) -> Snapshot:
-    """Merge the live slots: counts add up, sketches merge (p95 0.0 for an empty window)."""
+def snapshot(slots: Iterable[tuple[int, Slot]], geometry: Geometry, now: datetime) -> Snapshot:
+    """Merge the live slots, given as (slot, value) pairs, one per slot or one per partial:
+    counts add up, sketches merge (p95 0.0 for an empty window)."""
     live = geometry.live(now)
     counts = Counts()
     sketch = new_sketch()
-    for slot, value in slots.items():
+    for slot, value in slots:
         if slot in live:
             counts = counts + value.counts
             sketch.merge(value.sketch)

@@ -33,8 +33,9 @@ from streams.alerts import (
     HIGH_RETRY_RATE,
     SLOW_RESPONSE,
 )
-from streams.app import RatesEngine, run_stream
+from streams.app import run_stream
 from streams.faust_app import StreamCrashed
+from streams.folding import Folder
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import running
 
@@ -391,10 +392,10 @@ async def test_a_bug_in_the_fold_stops_the_stream_crashed_without_committing_pas
     settings = fast(make_settings, topic_partitions=1)
     await ensure_topics(settings)
 
-    def broken(self: RatesEngine, partition: int, records: object) -> None:
+    def broken(self: Folder, partition: int, records: object) -> None:
         raise RuntimeError("a bug in the fold")
 
-    monkeypatch.setattr(RatesEngine, "ingest", broken)
+    monkeypatch.setattr(Folder, "ingest", broken)
     stop, started = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_stream(settings, stop=stop, started=started))
     try:

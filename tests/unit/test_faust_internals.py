@@ -47,13 +47,56 @@ SIGNATURES: dict[tuple[type, str], tuple[str, ...]] = {
     (faust_aiokafka.Consumer, "_new_consumer_thread"): ("self",),
     (faust_aiokafka.Consumer, "_to_message"): ("self", "tp", "record"),
     (faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer"): ("self", "transport"),
+    (faust.Table, "partition_for_key"): ("self", "key"),
+    (faust.Table, "send_changelog"): (
+        "self",
+        "partition",
+        "key",
+        "value",
+        "key_serializer",
+        "value_serializer",
+    ),
 }
+
+# The table writes whose changelog partition `_PartialsTable.partition_for_key` decides.
+TABLE_FINGERPRINTS = {"on_key_set": "a370e35c", "on_key_del": "4f2900b2"}
 
 
 def fingerprint(qualified: str) -> str:
     owner, name = qualified.split(".")
     source = inspect.getsource(getattr(getattr(faust_consumer, owner), name))
     return hashlib.sha256(source.encode()).hexdigest()[:8]
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_FINGERPRINTS))
+def test_the_table_writes_still_ask_partition_for_key(name: str) -> None:
+    source = inspect.getsource(getattr(faust.Table, name))
+    assert "self.partition_for_key(key)" in source, name
+    assert hashlib.sha256(source.encode()).hexdigest()[:8] == TABLE_FINGERPRINTS[name], name
+
+
+def test_a_partial_is_written_to_the_changelog_partition_of_its_source_partition() -> None:
+    settings = Settings(_env_file=None, topic_outcomes=TOPIC, topic_partitions=6)  # type: ignore[call-arg]
+    rates = FaustRates(settings)
+    table: Any = rates.partials._table
+    sent: list[tuple[str, int | None]] = []
+    send = table.send_changelog
+
+    def spy(partition: int | None, key: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        future = send(partition, key, value, *args, **kwargs)
+        sent.append((key, future.message.partition))
+        return future
+
+    table.send_changelog = spy
+    rates.partials["3:17"] = b"{}"
+    rates.partials["5:17"] = b"{}"
+    del rates.partials["3:17"]
+    assert sent == [("3:17", 3), ("5:17", 5), ("3:17", 3)]
+    # Co-partitioned with the outcomes; the evaluator's tables with the one-partition topic.
+    assert table.changelog_topic.partitions == 6
+    assert rates.window._table.changelog_topic.partitions == 1
+    assert rates.rule_phases._table.changelog_topic.partitions == 1
+    assert rates._partials.partitions == 1
 
 
 def test_the_installed_faust_is_the_pinned_one() -> None:
@@ -97,7 +140,7 @@ async def consumer_with(folded: Folded) -> Any:
     async def tick() -> None:
         return None
 
-    rates.attach(folded, tick, 1.0)
+    rates.attach(folded, folded, tick, 1.0)
     app: Any = rates._app
     await app.topics._update_indices()
     app.flow_control.resume()

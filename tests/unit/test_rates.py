@@ -86,7 +86,7 @@ def test_window_counts_every_category_the_rules_divide() -> None:
         outcome(Status.PUBLISHED, attempts=2),
     )
     slots = fold({}, batch, geometry, T0)
-    window = snapshot(slots, geometry, T0)
+    window = snapshot(slots.items(), geometry, T0)
     assert window.counts == Counts(all=6, failed=1, rejected=1, gated=1, retried=2)
     assert window.error_rate == pytest.approx(1 / 6)
     assert window.retry_rate == pytest.approx(2 / 6)
@@ -98,8 +98,8 @@ def test_outcomes_leave_the_window_once_it_slides_past_them() -> None:
     slots = fold({}, feed(outcome(Status.FAILED, at=T0)), geometry, T0)
     half = T0 + timedelta(seconds=30)
     slots = apply(slots, fold(slots, feed(outcome(at=half)), geometry, half))
-    assert snapshot(slots, geometry, T0 + timedelta(seconds=59)).counts.all == 2
-    later = snapshot(slots, geometry, T0 + timedelta(seconds=61))
+    assert snapshot(slots.items(), geometry, T0 + timedelta(seconds=59)).counts.all == 2
+    later = snapshot(slots.items(), geometry, T0 + timedelta(seconds=61))
     assert later.counts == Counts(all=1)
     assert expired(slots, geometry, T0 + timedelta(seconds=61)) == [geometry.slot_of(T0)]
 
@@ -123,7 +123,7 @@ def test_a_redelivered_record_is_counted_once() -> None:
     slots = fold({}, batch, geometry, T0)
     # After a restart, Kafka redelivers from the last committed offset: part of the batch.
     again = fold(slots, [*batch[2:], *feed(outcome())], geometry, T0)
-    window = snapshot(apply(slots, again), geometry, T0)
+    window = snapshot(apply(slots, again).items(), geometry, T0)
     assert window.counts == Counts(all=6, failed=5)
 
 
@@ -131,7 +131,7 @@ def test_offsets_are_tracked_per_partition() -> None:
     geometry, feed = Geometry(60.0), Feed()
     slots = fold({}, feed(outcome(), outcome(), partition=0), geometry, T0)
     slots = apply(slots, fold(slots, feed(outcome(), partition=1), geometry, T0))
-    assert snapshot(slots, geometry, T0).counts.all == 3
+    assert snapshot(slots.items(), geometry, T0).counts.all == 3
 
 
 def test_p95_is_within_the_sketch_accuracy() -> None:
@@ -143,14 +143,14 @@ def test_p95_is_within_the_sketch_accuracy() -> None:
         at = T0 + timedelta(seconds=i / 100)
         chunk = feed(*(outcome(at=at, latency_ms=v) for v in latencies[i : i + 500]))
         slots = apply(slots, fold(slots, chunk, geometry, at))
-    window = snapshot(slots, geometry, T0 + timedelta(seconds=200))
+    window = snapshot(slots.items(), geometry, T0 + timedelta(seconds=200))
     exact = sorted(latencies)[round(0.95 * (len(latencies) - 1))]
     assert window.counts.all == len(latencies)
     assert window.p95_latency_ms == pytest.approx(exact, rel=2 * SKETCH_RELATIVE_ACCURACY)
 
 
 def test_an_empty_window_has_no_rates_and_no_latency() -> None:
-    window = snapshot({}, Geometry(60.0), T0)
+    window = snapshot([], Geometry(60.0), T0)
     assert window.counts == Counts()
     assert (window.error_rate, window.retry_rate, window.p95_latency_ms) == (0.0, 0.0, 0.0)
 
@@ -176,7 +176,7 @@ def test_memory_stays_bounded_whatever_the_traffic() -> None:
         assert len(slots) <= SLOTS_PER_WINDOW
     largest = max(len(slot.encode()) for slot in slots.values())
     assert largest < 32 * 1024
-    assert snapshot(slots, geometry, now).p95_latency_ms <= LATENCY_MAX_MS * 1.02
+    assert snapshot(slots.items(), geometry, now).p95_latency_ms <= LATENCY_MAX_MS * 1.02
 
 
 def test_a_slot_survives_encoding() -> None:

@@ -1,0 +1,163 @@
+"""The stream's second phase, in the one worker that holds the partials topic: the window
+merged from the latest partial of every partition, and the alert rules evaluated over it.
+
+Per fetch of partials: each replaces the one stored for its (partition, slot) when it is at
+least as far along (`Slot.supersedes`), never adds to it. Per tick: merge the live partials
+into the window, evaluate each rule (`streams.alerts.evaluate`), act on and send each alert,
+then record the rule's new phase; an alert that could not be acted on or sent leaves the phase
+as it was, so the next tick tries again. `store_publish_auto_rollback` firing pauses
+publishing through the same switch as `store-publish pause`; nothing here ever resumes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from datetime import datetime
+
+import structlog
+
+from ops.runtime.faults import classify, describe
+from schemas.events import Alert
+from schemas.settings import Settings
+from streams.alerts import Evaluation, Rule, RuleState, evaluate, rules_from_settings
+from streams.faust_app import FetchedRecord
+from streams.metrics import StreamMetrics
+from streams.rates import Geometry, Slot, Snapshot, parse_partial_key, snapshot
+
+log = structlog.get_logger("streams.evaluating")
+
+Clock = Callable[[], datetime]
+AlertSink = Callable[[Alert], Awaitable[None]]
+
+
+class LatestPartials:
+    """The evaluator's table of partials, with each value decoded once per change: a tick
+    merges every live partial, and decoding them all again each tick would cost more than
+    the merge."""
+
+    def __init__(self, table: MutableMapping[str, bytes]) -> None:
+        self._table = table
+        self._decoded: dict[str, tuple[bytes, Slot]] = {}
+
+    def get(self, key: str) -> Slot | None:
+        encoded = self._table.get(key)
+        if encoded is None:
+            self._decoded.pop(key, None)
+            return None
+        cached = self._decoded.get(key)
+        # Compared with the stored bytes, not trusted: a rebalance may have recovered the
+        # table anew while this worker was not the evaluator.
+        if cached is not None and cached[0] == encoded:
+            return cached[1]
+        value = Slot.decode(encoded)
+        self._decoded[key] = (encoded, value)
+        return value
+
+    def put(self, key: str, encoded: bytes, value: Slot) -> None:
+        self._table[key] = encoded
+        self._decoded[key] = (encoded, value)
+
+    def delete(self, key: str) -> None:
+        del self._table[key]
+        self._decoded.pop(key, None)
+
+    def stored(self) -> list[str]:
+        return list(self._table)
+
+    def by_slot(self) -> Iterator[tuple[int, Slot]]:
+        for key in self.stored():
+            value = self.get(key)
+            if value is not None:
+                yield parse_partial_key(key)[1], value
+
+
+class Evaluator:
+    """Merges partials (`merge`) and evaluates the rules over their window (`tick`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        partials: MutableMapping[str, bytes],
+        rule_states: MutableMapping[str, bytes],
+        metrics: StreamMetrics,
+        act: AlertSink,
+        send: AlertSink,
+        clock: Clock,
+    ) -> None:
+        self._geometry = Geometry(settings.alert_window_seconds)
+        self._rules = rules_from_settings(settings)
+        self._min_events = settings.alert_min_events
+        self._partials = LatestPartials(partials)
+        self._rule_states = rule_states
+        self._metrics = metrics
+        self._act = act
+        self._send = send
+        self._clock = clock
+        self.last_window: Snapshot | None = None
+        self.last_evaluated_at: datetime | None = None
+
+    def merge(self, _partition: int, records: Sequence[FetchedRecord]) -> None:
+        """Keep the latest partial of each (partition, slot) in one fetch of the partials topic."""
+        first_live = self._geometry.live(self._clock()).start
+        for record in records:
+            key = record.key.decode("utf-8") if record.key is not None else ""
+            try:
+                partition, slot = parse_partial_key(key)
+                incoming = Slot.decode(record.value or b"")
+            except ValueError:
+                self._metrics.invalid_partials.inc()
+                log.warning("Partial ignored: not a partial", key=key, offset=record.offset)
+                continue
+            if slot < first_live:
+                continue  # left the window already: it can no longer change an alert
+            stored = self._partials.get(key)
+            if stored is None or incoming.supersedes(stored, partition):
+                self._partials.put(key, record.value or b"", incoming)
+
+    async def tick(self) -> list[Alert]:
+        """Evaluate every rule once over the merged window; returns the alerts sent."""
+        now = self._clock()
+        first_live = self._geometry.live(now).start
+        for key in self._partials.stored():
+            if parse_partial_key(key)[1] < first_live:
+                self._partials.delete(key)
+        window = snapshot(self._partials.by_slot(), self._geometry, now)
+        evaluations = [self._evaluate(rule, window, now) for rule in self._rules]
+        sent: list[Alert] = []
+        for evaluation in evaluations:
+            if evaluation.alert is not None and not await self._deliver(evaluation.alert):
+                continue
+            self._rule_states[evaluation.rule.name] = evaluation.state.encode()
+            if evaluation.alert is not None:
+                sent.append(evaluation.alert)
+        self._metrics.observe(window, evaluations)
+        self.last_window, self.last_evaluated_at = window, now
+        return sent
+
+    def _evaluate(self, rule: Rule, window: Snapshot, now: datetime) -> Evaluation:
+        stored = self._rule_states.get(rule.name)
+        state = RuleState.decode(stored) if stored is not None else RuleState()
+        return evaluate(rule, state, window, self._min_events, now)
+
+    async def _deliver(self, alert: Alert) -> bool:
+        try:
+            await self._act(alert)
+            await self._send(alert)
+        except Exception as error:
+            # Whoever's fault it is (ops.runtime.faults), the phase stays as it was, so the
+            # next tick acts and sends again: an alert is never dropped.
+            log.error(
+                "Alert not delivered, next tick retries",
+                alert=alert.alert,
+                fault=classify(error).value,
+                error=describe(error),
+            )
+            return False
+        log.warning(
+            "Alert " + alert.state.value,
+            alert=alert.alert,
+            action=alert.action.value,
+            value=alert.value,
+            threshold=alert.threshold,
+        )
+        return True
