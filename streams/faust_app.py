@@ -270,6 +270,10 @@ class FaustRates:
             broker_commit_interval=1.0,
             broker_max_poll_records=MAX_POLL_RECORDS,
             stream_wait_empty=False,
+            # As the publish consumer's: a killed worker's partitions move after 10 s, not
+            # faust's default 60 s of outcomes left uncounted.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=3.0,
         )
         app.transport = _ReadCommittedTransport(app.conf.broker_consumer, app)
         self._app = app

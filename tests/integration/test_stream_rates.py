@@ -5,9 +5,7 @@ aborted outcomes are not counted, and the rollback alert pauses publishing."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,13 +16,13 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from ops.dev.processes import CliProcess
 from ops.runtime.pause_switch import read_control
 from ops.runtime.topics import ensure_topics
-from schemas.events import Alert, AlertState, PublishOutcome, Reason, Status
+from schemas.events import Alert, AlertState, Status
 from schemas.settings import Settings
 from streams.alerts import (
     AUTO_ROLLBACK,
@@ -37,79 +35,17 @@ from streams.app import run_stream
 from streams.faust_app import StreamCrashed
 from streams.folding import Folder
 from tests.fixtures.settings import MakeSettings
-from tests.helpers.support import running
+from tests.helpers.stream import (
+    fast,
+    free_port,
+    metric,
+    outcome,
+    read_alerts,
+    send_outcomes,
+)
+from tests.helpers.support import producer_for, running
 
 pytestmark = pytest.mark.integration
-
-REASONS = {
-    Status.PUBLISHED: None,
-    Status.GATED: Reason.MISSING_STEPS,
-    Status.FAILED: Reason.RETRIES_EXHAUSTED,
-    Status.REJECTED: Reason.FORBIDDEN,
-}
-
-
-def outcome(status: Status, *, attempts: int = 1, latency_ms: float = 50.0) -> PublishOutcome:
-    request = uuid.uuid4()
-    return PublishOutcome(
-        event_id=uuid.uuid4(),
-        request_event_id=request,
-        correlation_id=str(request),
-        user_id=uuid.uuid4(),
-        store_id=uuid.uuid4(),
-        status=status,
-        reason=REASONS[status],
-        missing_steps=["payments"] if status is Status.GATED else [],
-        attempts=attempts,
-        processing_ms=1.0,
-        latency_ms=latency_ms,
-        processed_at=datetime.now(UTC),
-    )
-
-
-@asynccontextmanager
-async def producer_for(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
-
-
-async def read_alerts(
-    settings: Settings, *, expect: int, wait_s: float
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """The alerts topic from the beginning, until `expect` records or `wait_s` seconds."""
-    consumer = AIOKafkaConsumer(
-        settings.topic_alerts,
-        **settings.kafka_client_options(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        found: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = time.monotonic() + wait_s
-        while len(found) < expect and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found.extend(records)
-        return found
-    finally:
-        await consumer.stop()
-
-
-async def send_outcomes(
-    producer: AIOKafkaProducer, settings: Settings, *items: PublishOutcome
-) -> None:
-    for item in items:
-        await producer.send(
-            settings.topic_outcomes,
-            key=str(item.store_id).encode(),
-            value=item.model_dump_json().encode(),
-        )
-    await producer.flush()
 
 
 @asynccontextmanager
@@ -133,21 +69,6 @@ async def wait_for_gauge(
             return value
         await asyncio.sleep(0.1)
     return value
-
-
-def fast(make_settings: MakeSettings, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "alert_window_seconds": 3.0,
-        "alert_min_events": 10,
-        "alert_evaluate_interval_seconds": 0.2,
-        "alert_error_rate_for_seconds": 1.0,
-        "alert_slow_for_seconds": 1.0,
-        "alert_retry_rate_for_seconds": 1.0,
-        "alert_gating_rate_for_seconds": 1.0,
-        "alert_rollback_for_seconds": 1.0,
-    }
-    values.update(overrides)
-    return make_settings(**values)
 
 
 async def test_a_scripted_degradation_fires_every_alert_then_resolves_it(
@@ -421,30 +342,6 @@ async def test_a_bug_in_the_fold_stops_the_stream_crashed_without_committing_pas
     assert tp not in offsets or offsets[tp].offset <= 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def _metric(settings: Settings, name: str) -> float | None:
-    """A sample of the stream child's /metrics; None while it does not answer."""
-    url = f"http://{settings.http_host}:{settings.stream_http_port}/metrics"
-
-    def read() -> str:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return str(response.read().decode())
-
-    try:
-        text = await asyncio.to_thread(read)
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    return None
-
-
 # The restart waits out the killed member's session (faust's 60 s) before it is assigned.
 @pytest.mark.timeout(400)
 async def test_a_stream_killed_mid_backlog_counts_every_outcome_once_after_restart(
@@ -457,7 +354,7 @@ async def test_a_stream_killed_mid_backlog_counts_every_outcome_once_after_resta
         make_settings,
         alert_window_seconds=300.0,
         alert_min_events=1_000_000,
-        stream_http_port=_free_port(),
+        stream_http_port=free_port(),
     )
     await ensure_topics(settings)
     total = 30_000
@@ -469,7 +366,7 @@ async def test_a_stream_killed_mid_backlog_counts_every_outcome_once_after_resta
         deadline = time.monotonic() + 90
         while not counted_at_kill and time.monotonic() < deadline:
             assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
-            counted_at_kill = await _metric(settings, "store_publish_stream_outcomes_total") or 0
+            counted_at_kill = await metric(settings, "store_publish_stream_outcomes_total") or 0
             await asyncio.sleep(0.05)
         first.kill()
     finally:
@@ -481,11 +378,11 @@ async def test_a_stream_killed_mid_backlog_counts_every_outcome_once_after_resta
         deadline = time.monotonic() + 240
         while window != total and time.monotonic() < deadline:
             assert second.poll() is None, (tmp_path / "second.log").read_text()[-2000:]
-            window = await _metric(settings, "store_publish_window_outcomes")
+            window = await metric(settings, "store_publish_window_outcomes")
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.5)
-        settled = await _metric(settings, "store_publish_window_outcomes")
-        refolded = await _metric(settings, "store_publish_stream_outcomes_total")
+        settled = await metric(settings, "store_publish_window_outcomes")
+        refolded = await metric(settings, "store_publish_stream_outcomes_total")
     finally:
         second.stop(timeout=30)
     print(f"\nkilled after {counted_at_kill:,.0f} of {total:,}; the restart folded {refolded:,.0f}")
