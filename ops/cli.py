@@ -215,6 +215,9 @@ def bench(
     workers: Annotated[
         int, typer.Option(help="With more than 1, also run that many consumers in one group.")
     ] = 1,
+    stream_workers: Annotated[
+        int, typer.Option(help="Stream workers in one group beside the scale-out consumers.")
+    ] = 1,
     gateway_clients: Annotated[
         int, typer.Option(help="Concurrent HTTP clients of the gateway phase; 0 skips it.")
     ] = 20,
@@ -236,6 +239,11 @@ def bench(
     with operator_errors(quiet_kafka=False):
         settings = load_settings()
         configure_logging("ERROR")
+        for name, count in (("--workers", workers), ("--stream-workers", stream_workers)):
+            if count < 1:
+                raise OperatorError(
+                    f"{name} must be at least 1, not {count}", ExitCode.BAD_ARGUMENTS
+                )
         options = BenchOptions(
             requests=requests,
             creators=creators,
@@ -243,6 +251,7 @@ def bench(
             rate=rate,
             latency_seconds=latency_seconds,
             workers=workers,
+            stream_workers=stream_workers,
             gateway_clients=gateway_clients,
             keep=keep,
             profile_dir=profile,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from ops.bench.probes import (
     CpuSources,
     broker_pid,
     cpu_seconds,
+    free_port,
 )
 from ops.dev.seed import Population
 from schemas.settings import Settings
@@ -67,7 +67,7 @@ class Run:
                 "consumer_group": self.topic(phase),
                 "publish_required_steps": BENCH_STEPS,
                 "consumer_http_port": 0,
-                "stream_http_port": _free_port(),
+                "stream_http_port": free_port(),
                 **extra,
             }
         )
@@ -82,9 +82,3 @@ class Run:
             sources["postgres"] = lambda: cpu_seconds(pg, with_children=True)
         sources["bench"] = lambda: cpu_seconds(os.getpid())
         return sources
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

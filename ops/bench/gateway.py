@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pydantic import SecretStr
 
 from ops.bench.context import PARTITIONS, Run
 from ops.bench.load import copy_database
-from ops.bench.probes import Child, wait_until
+from ops.bench.probes import Child, free_port, wait_until
 from ops.runtime.topics import create_topics
 
 ROUTE = "/api/store/publish"
@@ -52,12 +51,6 @@ def _quantile(ordered: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def run_gateway_phase(run: Run, clients: int, requests: int) -> GatewayFigures:
     """`requests` POSTs, one per creator, `clients` at a time; the figures of their answers."""
     assert run.population is not None, "seeded first"
@@ -65,7 +58,7 @@ async def run_gateway_phase(run: Run, clients: int, requests: int) -> GatewayFig
     dsn = await copy_database(run.base.dsn(), run.template, f"bench_{run.run_id}_{phase}")
     run.databases.append(f"bench_{run.run_id}_{phase}")
     secret = secrets.token_hex(32)
-    port = _free_port()
+    port = free_port()
     settings = run.settings(
         phase,
         run.topic(f"{phase}.requested"),

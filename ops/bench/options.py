@@ -16,6 +16,8 @@ class BenchOptions:
     latency_seconds: float = 60.0
     warmup_seconds: float = 2.0
     workers: int = 1
+    # Stream workers in one group beside the scale-out phase's consumers.
+    stream_workers: int = 1
     # The gateway phase: this many concurrent HTTP clients (0 skips it), one POST per creator.
     gateway_clients: int = 20
     gateway_requests: int = 3000

@@ -24,7 +24,9 @@ from ops.bench.probes import (
     OutcomeFollower,
     cpu_snapshot,
     cpu_used,
+    free_port,
     stream_counted,
+    stream_group_settled,
     wait_until,
 )
 from ops.bench.profile import Recording, py_spy, summarize
@@ -97,10 +99,12 @@ async def run_consumer_phase(
     requests_topic: str,
     expect: int,
     workers: int = 1,
+    stream_workers: int = 1,
     feed: Feed | None = None,
     **extra: object,
 ) -> tuple[PhaseFigures, OutcomeFollower]:
-    """The consumer(s) and the stream as child processes until `expect` outcomes are out."""
+    """The consumer(s) and the stream worker(s) as child processes until `expect` outcomes
+    are out, then until the stream has counted them all."""
     dsn = await copy_database(run.base.dsn(), run.template, f"bench_{run.run_id}_{phase}")
     run.databases.append(f"bench_{run.run_id}_{phase}")
     settings = run.settings(phase, requests_topic, dsn, **extra)
@@ -111,14 +115,24 @@ async def run_consumer_phase(
     )
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
     await set_paused(pool, paused=True, reason="bench: waiting for the group", changed_by="bench")
-    stream = Child(f"{phase}-stream", "stream", settings, run.workdir)
+    # Each worker on a port of its own; the first keeps the phase's.
+    ports = [settings.stream_http_port, *(free_port() for _ in range(stream_workers - 1))]
+    streams = [
+        Child(
+            f"{phase}-stream" + (f"-{i + 1}" if stream_workers > 1 else ""),
+            "stream",
+            settings.model_copy(update={"stream_http_port": port}),
+            run.workdir,
+        )
+        for i, port in enumerate(ports)
+    ]
     consumers = [
         Child(f"{phase}-consumer-{i + 1}", "consume", settings, run.workdir) for i in range(workers)
     ]
-    children = [stream, *consumers]
+    children = [*streams, *consumers]
     stop = asyncio.Event()
     follower = OutcomeFollower(settings)
-    sampler = LagSampler(settings, follower, settings.stream_http_port)
+    sampler = LagSampler(settings, follower, ports)
     tasks: list[asyncio.Task[None]] = []
     recordings: list[Recording] = []
 
@@ -132,8 +146,16 @@ async def run_consumer_phase(
         return all(held) and sum(len(h or []) for h in held) == PARTITIONS
 
     try:
-        await wait_until(lambda: stream.logged("Rates stream started"), 120.0, "the stream")
+        await wait_until(
+            lambda: all(s.logged("Rates stream started") for s in streams), 120.0, "the stream"
+        )
         await wait_until(all_assigned, 120, f"{workers} consumer(s) holding every partition")
+        deadline = time.monotonic() + 120
+        while not await stream_group_settled(settings.http_host, ports):
+            alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {stream_workers} stream worker(s) never shared the work")
+            await asyncio.sleep(0.2)
         tasks = [asyncio.create_task(follower.run(stop)), asyncio.create_task(sampler.run(stop))]
         recordings = _start_profiles(run, phase, children)
         sources = run.cpu_sources(children)
@@ -145,11 +167,11 @@ async def run_consumer_phase(
         after = cpu_snapshot(sources)
         for recording in recordings:
             recording.stop()
-        drain_began = time.monotonic()
         # Let the stream count the last outcomes, so its lag is seen to come back down.
         await asyncio.sleep(sampler.interval)
         await _stream_caught_up(sampler, within_s=30)
-        drained_s = time.monotonic() - drain_began
+        # And evaluate them, so the window is seen to hold them.
+        await asyncio.sleep(settings.alert_evaluate_interval_seconds + sampler.interval)
     finally:
         for recording in recordings:
             recording.stop()
@@ -167,8 +189,9 @@ async def run_consumer_phase(
     if phase == "pipeline":  # bytes the ledger and analytics rows take per request
         run.say(await bytes_per_request_line(dsn, follower.count))
     used = cpu_used(before, after)
-    if workers > 1:
-        used["consumer"] = round(sum(used.get(c.name) or 0.0 for c in consumers), 2)
+    for role, group in (("consumer", consumers), ("stream", streams)):
+        if len(group) > 1:
+            used[f"{phase}-{role}"] = round(sum(used.get(c.name) or 0.0 for c in group), 2)
     start_ms = follower.first_receipt_ms
     return (
         PhaseFigures(
@@ -179,8 +202,9 @@ async def run_consumer_phase(
             cpu_seconds={_role(name, phase): value for name, value in used.items()},
             per_second=sorted(follower.per_second.items()),
             lag=sampler.samples,
-            stream_drain_seconds=round(drained_s, 2),
             workers=workers,
+            stream_workers=stream_workers,
+            evaluate_interval_s=settings.alert_evaluate_interval_seconds,
         ),
         follower,
     )

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +131,12 @@ class Child(CliProcess):
                 self.errors.append(raw[:500].decode(errors="replace"))
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def wait_until(condition: Callable[[], bool], within_s: float, what: str) -> None:
     deadline = time.monotonic() + within_s
     while not condition():
@@ -197,16 +204,23 @@ class LagSample:
     stream_lag: int | None
     stream_counted_lag: int | None
     outcomes: int
+    # Outcomes in the evaluated window (the evaluator's gauge, set at each evaluation).
+    window_outcomes: int | None = None
+
+
+async def _http_body(host: str, port: int, path: str) -> str:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+        await writer.drain()
+        answer = (await asyncio.wait_for(reader.read(), 2)).decode("utf-8", "replace")
+    finally:
+        writer.close()
+    return answer.partition("\r\n\r\n")[2]
 
 
 async def _metrics_text(host: str, port: int) -> str:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
-    try:
-        writer.write(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
-        await writer.drain()
-        return (await asyncio.wait_for(reader.read(), 2)).decode("utf-8", "replace")
-    finally:
-        writer.close()
+    return await _http_body(host, port, "/metrics")
 
 
 def _metric(text: str, name: str) -> float:
@@ -224,8 +238,8 @@ class LagSampler:
 
     settings: Settings
     follower: OutcomeFollower
-    stream_port: int
-    interval: float = 0.5
+    stream_ports: Sequence[int]
+    interval: float = 0.25
     samples: list[LagSample] = field(default_factory=list)
 
     @property
@@ -247,13 +261,20 @@ class LagSampler:
             while not stop.is_set():
                 consumer_lag = await self._lag(admin, ends, settings.consumer_group, requests)
                 stream_lag = await self._lag(admin, ends, self.stream_group, outcomes)
+                outcomes_seen = self.follower.count
+                figures = await streams_figures(self.settings.http_host, self.stream_ports)
+                counted_lag = window = None
+                if figures is not None:
+                    counted_lag = max(outcomes_seen - figures.counted, 0)
+                    window = figures.window_outcomes
                 self.samples.append(
                     LagSample(
                         round(time.monotonic() - began, 2),
                         consumer_lag,
                         stream_lag,
-                        await self._counted_lag(),
-                        self.follower.count,
+                        counted_lag,
+                        outcomes_seen,
+                        window,
                     )
                 )
                 await asyncio.sleep(self.interval)
@@ -282,23 +303,48 @@ class LagSampler:
             total += max(end.get(tp, 0) - done, 0)
         return total
 
-    async def _counted_lag(self) -> int | None:
-        """Outcomes visible to a reader minus those the stream counted (its own counters)."""
-        counted = await stream_counted(self.settings.http_host, self.stream_port)
-        return None if counted is None else max(self.follower.count - counted, 0)
+
+@dataclass(frozen=True)
+class StreamFigures:
+    counted: int  # outcome records read, by the workers' own counters
+    window_outcomes: int  # outcomes in the evaluated window, by the evaluator
+
+
+async def streams_figures(host: str, ports: Sequence[int]) -> StreamFigures | None:
+    """The stream workers' counters summed and the evaluator's window; None while one of them
+    does not answer (its count unknown, the sum would be short)."""
+    counted, window = 0, 0
+    for port in ports:
+        if not port:
+            return None
+        try:
+            text = await _metrics_text(host, port)
+        except (OSError, TimeoutError):
+            return None
+        counted += int(
+            sum(
+                _metric(text, f"store_publish_stream_{name}_total")
+                for name in ("outcomes", "skipped_outcomes", "invalid_outcomes")
+            )
+        )
+        # Only the evaluator sets it; the others keep 0.
+        window = max(window, int(_metric(text, "store_publish_window_outcomes")))
+    return StreamFigures(counted, window)
 
 
 async def stream_counted(host: str, port: int) -> int | None:
     """Outcome records the stream has read, by its own counters; None when it does not answer."""
-    if not port:
-        return None
-    try:
-        text = await _metrics_text(host, port)
-    except (OSError, TimeoutError):
-        return None
-    return int(
-        sum(
-            _metric(text, f"store_publish_stream_{name}_total")
-            for name in ("outcomes", "skipped_outcomes", "invalid_outcomes")
-        )
-    )
+    figures = await streams_figures(host, [port])
+    return None if figures is None else figures.counted
+
+
+async def stream_group_settled(host: str, ports: Sequence[int]) -> bool:
+    """Every worker holds partitions and exactly one evaluates (each one's /health)."""
+    reports = []
+    for port in ports:
+        try:
+            reports.append(json.loads(await _http_body(host, port, "/health")))
+        except (OSError, TimeoutError, ValueError):
+            return False
+    held = all(isinstance(r, dict) and r.get("partitions") for r in reports)
+    return held and sum(bool(r.get("evaluating")) for r in reports) == 1

@@ -16,6 +16,13 @@ TARGETS = {
     "pipeline_to_passthrough": (">=", 0.30),
     "pipeline_to_baseline": (">=", 10.0),
     "latency_p99_ms": ("<=", 25.0),
+    "stream_alone_events_per_s": (">=", 40_000.0),
+    "stream_cpu_us_per_outcome": ("<=", 25.0),
+    # Of the scale-out phase: lag in seconds of outcomes, the time from the last outcome to
+    # none uncounted, and the wait to be in an evaluated window in evaluation intervals.
+    "scale_out_stream_lag_s": ("<=", 1.0),
+    "scale_out_stream_zero_after_s": ("<=", 2.0),
+    "scale_out_window_delay_intervals": ("<=", 2.0),
 }
 
 
@@ -28,8 +35,9 @@ class PhaseFigures:
     cpu_seconds: dict[str, float | None]
     per_second: list[tuple[int, int]]
     lag: list[LagSample] = field(default_factory=list)
-    stream_drain_seconds: float | None = None
     workers: int = 1
+    stream_workers: int = 1
+    evaluate_interval_s: float | None = None
     # The process whose CPU per record the line prints (the stream-alone phase: the stream).
     cpu_per_record_of: str | None = None
 
@@ -46,6 +54,74 @@ class PhaseFigures:
     def stream_max_counted_lag(self) -> int | None:
         values = [s.stream_counted_lag for s in self.lag if s.stream_counted_lag is not None]
         return max(values) if values else None
+
+    @property
+    def stream_max_lag_seconds(self) -> float | None:
+        """The stream's worst uncounted lag in seconds of outcomes at the phase's rate."""
+        worst = self.stream_max_counted_lag
+        rate = self.events_per_s
+        return round(worst / rate, 3) if worst is not None and rate else None
+
+    @property
+    def last_outcome_at(self) -> float | None:
+        """When the last outcome was seen: the first sample that had seen them all."""
+        return next((s.seconds for s in self.lag if s.outcomes >= self.requests), None)
+
+    @property
+    def stream_zero_after_s(self) -> float | None:
+        """From the last outcome to the first sample with every outcome counted (to within
+        the sampling interval)."""
+        last = self.last_outcome_at
+        if last is None:
+            return None
+        zero = next(
+            (s.seconds for s in self.lag if s.seconds >= last and s.stream_counted_lag == 0),
+            None,
+        )
+        return round(zero - last, 2) if zero is not None else None
+
+    @property
+    def window_delay_max_s(self) -> float | None:
+        """How long outcomes waited, at most, to be in an evaluated window: for each window
+        count the evaluator reported, from the sample that first saw that many outcomes out
+        to the one that first saw them in the window."""
+        reached: list[tuple[int, float]] = []  # (outcomes seen, first seen at), ascending
+        for sample in self.lag:
+            if not reached or sample.outcomes > reached[-1][0]:
+                reached.append((sample.outcomes, sample.seconds))
+        worst: float | None = None
+        shown = 0
+        for sample in self.lag:
+            window = sample.window_outcomes
+            if window is None or window <= shown:
+                continue
+            shown = window
+            out_at = next((at for count, at in reached if count >= window), None)
+            if out_at is not None:
+                delay = sample.seconds - out_at
+                worst = delay if worst is None else max(worst, delay)
+        return round(worst, 2) if worst is not None else None
+
+    def lag_lines(self, rows: int = 16) -> list[str]:
+        """The stream's lag over time, at most `rows` evenly spaced samples, then each one
+        from the last outcome until the lag is zero."""
+        if not self.lag:
+            return []
+        step = max(1, len(self.lag) // rows)
+        last = self.last_outcome_at
+        picked = [
+            s
+            for i, s in enumerate(self.lag)
+            if i % step == 0 or (last is not None and s.seconds >= last and s.stream_counted_lag)
+        ]
+        lines = [f"  {self.name} lag over time (s: consumer / stream committed / uncounted):"]
+        for s in picked:
+            mark = "  <- last outcome" if s.seconds == last else ""
+            lines.append(
+                f"    {s.seconds:7.2f}  {s.consumer_lag} / {s.stream_lag} / "
+                f"{s.stream_counted_lag}{mark}"
+            )
+        return lines
 
     @property
     def consumer_max_lag(self) -> int | None:
@@ -73,7 +149,12 @@ class PhaseFigures:
         if self.lag:
             text += (
                 f"; lag max: consumer {self.consumer_max_lag}, stream {self.stream_max_lag} "
-                f"(committed), {self.stream_max_counted_lag} (uncounted by the stream)"
+                f"(committed), {self.stream_max_counted_lag} (uncounted by the stream, "
+                f"{self.stream_max_lag_seconds} s of outcomes); stream "
+                f"{self.stream_workers} worker(s), counted all {self.stream_zero_after_s} s "
+                f"after the last outcome; in an evaluated window at most "
+                f"{self.window_delay_max_s} s after (evaluated every "
+                f"{self.evaluate_interval_s or 0:g} s)"
             )
         return text
 
@@ -88,7 +169,11 @@ class PhaseFigures:
             "consumer_max_lag": self.consumer_max_lag,
             "stream_max_lag": self.stream_max_lag,
             "stream_max_counted_lag": self.stream_max_counted_lag,
-            "stream_drain_seconds": self.stream_drain_seconds,
+            "stream_workers": self.stream_workers,
+            "stream_max_lag_seconds": self.stream_max_lag_seconds,
+            "stream_zero_after_s": self.stream_zero_after_s,
+            "window_delay_max_s": self.window_delay_max_s,
+            "evaluate_interval_s": self.evaluate_interval_s,
             "cpu_us_per_record": self.cpu_us_per_record,
             "per_second": self.per_second,
             "lag": [vars(sample) for sample in self.lag],
@@ -182,11 +267,22 @@ class Report:
         return max(values) if values else None
 
     def targets(self) -> dict[str, dict[str, object]]:
+        alone, out = self.stream_alone, self.scale_out
+        per_outcome = alone.cpu_us_per_record if alone is not None else None
+        delay = out.window_delay_max_s if out is not None else None
+        interval = out.evaluate_interval_s if out is not None else None
         values = {
             "pipeline_events_per_s": self._rate(self.pipeline),
             "pipeline_to_passthrough": self._ratio(self.passthrough),
             "pipeline_to_baseline": self._ratio(self.baseline),
             "latency_p99_ms": self.latency.record_ms["p99"] if self.latency else None,
+            "stream_alone_events_per_s": self._rate(alone),
+            "stream_cpu_us_per_outcome": round(per_outcome, 1) if per_outcome else None,
+            "scale_out_stream_lag_s": out.stream_max_lag_seconds if out else None,
+            "scale_out_stream_zero_after_s": out.stream_zero_after_s if out else None,
+            "scale_out_window_delay_intervals": (
+                round(delay / interval, 2) if delay is not None and interval else None
+            ),
         }
         checked: dict[str, dict[str, object]] = {}
         for name, (sense, target) in TARGETS.items():
@@ -219,6 +315,7 @@ class Report:
             "stream_alone_events_per_s": self._rate(self.stream_alone),
             "scale_out_events_per_s": self._rate(self.scale_out),
             "scale_out_workers": self.scale_out.workers if self.scale_out else None,
+            "scale_out_stream_workers": self.scale_out.stream_workers if self.scale_out else None,
             "pipeline_to_passthrough": self._ratio(self.passthrough),
             "pipeline_to_baseline": self._ratio(self.baseline),
             "latency_ms": self.latency.record_ms if self.latency else None,
@@ -242,7 +339,7 @@ class Report:
             ("passthrough", self.passthrough),
             ("pipeline", self.pipeline),
             ("stream alone", self.stream_alone),
-            (f"scale-out x{self.options.workers}", self.scale_out),
+            (f"scale-out {self.options.workers}/{self.options.stream_workers}", self.scale_out),
             ("baseline", self.baseline),
         ):
             if phase is not None:

@@ -7,7 +7,8 @@ database, `bench_<run>_*`), all removed at the end:
   no validation and no database; the ceiling of this stack on this machine;
 - pipeline: `store-publish consume` (a child process) from the first request received to
   the last outcome, with `store-publish stream` (another child) counting the same outcomes;
-- scale-out (`--workers N`, N > 1): the same with N consumer processes in one group;
+- scale-out (`--workers N`, `--stream-workers M`, either over 1): the same with N consumer
+  processes in one group and M stream workers in another, with the stream's lag over time;
 - baseline (`--baseline`): the same consumer with CONSUMER_MAX_BATCH=1, one transaction and
   one awaited Kafka transaction per request, on the first `baseline_requests` requests;
 - latency: requests offered at a fixed rate; outcome minus request record timestamps.
@@ -88,16 +89,22 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
         )
         say(report.stream_alone.line())
 
-        if options.workers > 1:
-            say(f"scale-out: {options.workers} consumer processes in one group")
+        if options.workers > 1 or options.stream_workers > 1:
+            say(
+                f"scale-out: {options.workers} consumer processes in one group, "
+                f"{options.stream_workers} stream worker(s) in another"
+            )
             report.scale_out, _ = await run_consumer_phase(
                 run,
                 f"workers{options.workers}",
                 requests_topic=main_topic,
                 expect=options.requests,
                 workers=options.workers,
+                stream_workers=options.stream_workers,
             )
             say(report.scale_out.line())
+            for line in report.scale_out.lag_lines():
+                say(line)
 
         if options.baseline:
             report.baseline = await run_baseline(run, requests)

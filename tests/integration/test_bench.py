@@ -46,6 +46,7 @@ async def test_bench_small_run_reports_every_figure_and_accounts_for_every_reque
         latency_seconds=3.0,
         warmup_seconds=1.0,
         workers=2,
+        stream_workers=2,
     )
     said: list[str] = []
     report = await run_bench(settings, options, say=said.append)
@@ -74,6 +75,14 @@ async def test_bench_small_run_reports_every_figure_and_accounts_for_every_reque
     assert 0 < figures["latency_requests"] <= 200 * 3
     assert phases["latency"]["requests"] == 200 * (3 + 1)
     assert phases["scale_out"]["workers"] == 2
+    # Two stream workers shared the scale-out phase, counted everything, and were timed.
+    assert phases["scale_out"]["stream_workers"] == 2
+    assert phases["scale_out"]["cpu_seconds"]["stream"] is not None
+    assert phases["scale_out"]["lag"][-1]["stream_counted_lag"] == 0
+    assert phases["scale_out"]["stream_zero_after_s"] is not None
+    assert phases["scale_out"]["lag"][-1]["window_outcomes"] == 2000
+    assert figures["targets"]["scale_out_window_delay_intervals"]["value"] is not None
+    assert any("lag over time" in line for line in said)
     # The stream alone counted every outcome of the pipeline phase, on its own CPU.
     assert phases["stream_alone"]["requests"] == 2000
     assert figures["stream_alone_events_per_s"] > 0

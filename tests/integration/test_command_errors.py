@@ -98,3 +98,11 @@ def test_debug_logging_adds_the_traceback_and_keeps_the_code(services: dict[str,
     assert ran.code == ExitCode.BAD_ARGUMENTS, (ran.code, ran.err)
     assert "Traceback" in ran.err
     assert ran.err.splitlines()[-1].startswith("error: invalid configuration: MAX_EVENT_BYTES")
+
+
+@pytest.mark.parametrize("option", ["--workers", "--stream-workers"])
+def test_bench_refuses_fewer_than_one_worker_in_one_line(
+    services: dict[str, str], option: str
+) -> None:
+    ran = run(services, "bench", option, "0")
+    one_line(ran, ExitCode.BAD_ARGUMENTS, option, "at least 1")
