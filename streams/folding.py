@@ -16,7 +16,7 @@ from datetime import datetime
 import structlog
 from pydantic import ValidationError
 
-from schemas.events import PublishOutcome
+from schemas.events import OutcomeFacts
 from schemas.settings import Settings
 from streams.faust_app import FetchedRecord
 from streams.metrics import StreamMetrics
@@ -71,11 +71,11 @@ class Folder:
         observed: list[Observed] = []
         for record in records:
             try:
-                outcome = PublishOutcome.model_validate_json(record.value or b"")
+                outcome = OutcomeFacts.model_validate_json(record.value or b"")
             except ValidationError:
                 self._metrics.invalid.inc()
                 log.warning(
-                    "Outcome record ignored: not a PublishOutcome",
+                    "Outcome record ignored: not a PublishOutcome this stream can count",
                     partition=partition,
                     offset=record.offset,
                 )

@@ -29,6 +29,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple, Protocol
 
 import ddsketch.pb.ddsketch_pb2 as sketch_pb
 from ddsketch import DDSketch
@@ -36,7 +37,7 @@ from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.pb.proto import DDSketchProto
 from google.protobuf.message import DecodeError
 
-from schemas.events import PublishOutcome, Status
+from schemas.events import Status
 
 SLOTS_PER_WINDOW = 60
 SKETCH_RELATIVE_ACCURACY = 0.01
@@ -80,13 +81,26 @@ def clamp_latency(latency_ms: float) -> float:
     return min(max(latency_ms, LATENCY_MIN_MS), LATENCY_MAX_MS)
 
 
-@dataclass(frozen=True)
-class Observed:
-    """One outcome as read from the outcomes topic, with where it was read."""
+class Outcome(Protocol):
+    """What the window needs of an outcome (`schemas.events.OutcomeFacts`, or a whole one)."""
+
+    @property
+    def status(self) -> Status: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def latency_ms(self) -> float: ...
+    @property
+    def processed_at(self) -> datetime: ...
+
+
+class Observed(NamedTuple):
+    """One outcome as read from the outcomes topic, with where it was read (a tuple: one is
+    made per outcome)."""
 
     partition: int
     offset: int
-    outcome: PublishOutcome
+    outcome: Outcome
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,9 @@ class PhaseFigures:
         picked = [
             s
             for i, s in enumerate(self.lag)
-            if i % step == 0 or (last is not None and s.seconds >= last and s.stream_counted_lag)
+            if i % step == 0
+            or s.seconds == last
+            or (last is not None and s.seconds >= last and s.stream_counted_lag)
         ]
         lines = [f"  {self.name} lag over time (s: consumer / stream committed / uncounted):"]
         for s in picked:

@@ -4,6 +4,7 @@ alerts one worker gives, and a partial sent again, late or twice never counts tw
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterable
@@ -231,3 +232,32 @@ async def test_a_record_on_the_partials_topic_that_is_no_partial_is_counted_and_
     group.topic.append(Record(len(group.topic), None, None))
     assert (await group.window_now()).counts.all == 12
     assert group.registry.get_sample_value("store_publish_stream_invalid_partials_total") == 3
+
+
+async def test_records_that_are_no_countable_outcome_are_counted_invalid_and_skipped() -> None:
+    group = Group()
+    worker = group.worker()
+    good = outcomes_topic(seed=4, per_partition=3)[0]
+    whole = json.loads(good[0].value or b"")
+    bad_values: list[bytes | None] = [
+        None,
+        b"",
+        b"{not json",
+        b"[]",
+        json.dumps({**whole, "status": "exploded"}).encode(),  # unknown status
+        json.dumps({**whole, "attempts": "three"}).encode(),  # wrong type
+        json.dumps({**whole, "attempts": -1}).encode(),  # out of range
+        json.dumps({**whole, "processed_at": "2026-01-01T12:00:00"}).encode(),  # naive time
+        json.dumps({**whole, "schema_version": 2}).encode(),  # a schema it does not know
+        json.dumps({k: v for k, v in whole.items() if k != "latency_ms"}).encode(),
+        b'{"status": "published", "latency_ms": 1e999' + b" " * 100_000 + b"}",  # huge, incomplete
+    ]
+    records = [*good, *(Record(3 + i, None, value) for i, value in enumerate(bad_values))]
+    # A newer outcome with a field this version does not know is still an outcome.
+    newer = json.dumps({**whole, "event_id": str(uuid.uuid4()), "region": "eu"}).encode()
+    records.append(Record(len(records), None, newer))
+    worker.ingest(0, records)
+    assert (await group.window_now()).counts.all == len(good) + 1
+    assert group.registry.get_sample_value("store_publish_stream_invalid_outcomes_total") == len(
+        bad_values
+    )
