@@ -31,6 +31,7 @@ from streams.metrics import StreamMetrics
 log = structlog.get_logger("streams.app")
 
 Clock = Callable[[], datetime]
+PUBLISH_PER_INTERVAL = 5
 
 
 def utc_now() -> datetime:
@@ -130,7 +131,17 @@ async def run_stream(
             if evaluating:
                 await evaluator.tick()
 
-        rates.attach(folder.ingest, evaluator.merge, tick, settings.alert_evaluate_interval_seconds)
+        async def publish() -> None:
+            folder.publish(rates.held_partitions())
+
+        interval = settings.alert_evaluate_interval_seconds
+        rates.attach(
+            folder.ingest,
+            evaluator.merge,
+            # Partials go out PUBLISH_PER_INTERVAL times per evaluation: an outcome is in an
+            # evaluated window at most 1 + 1/PUBLISH_PER_INTERVAL intervals after it is read.
+            {"publish": (interval / PUBLISH_PER_INTERVAL, publish), "tick": (interval, tick)},
+        )
 
         def health() -> tuple[bool, Mapping[str, object]]:
             window = evaluator.last_window

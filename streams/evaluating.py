@@ -11,7 +11,7 @@ publishing through the same switch as `store-publish pause`; nothing here ever r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import datetime
 
 import structlog
@@ -22,53 +22,13 @@ from schemas.settings import Settings
 from streams.alerts import Evaluation, Rule, RuleState, evaluate, rules_from_settings
 from streams.faust_app import FetchedRecord
 from streams.metrics import StreamMetrics
+from streams.partials import Partials
 from streams.rates import Geometry, Slot, Snapshot, parse_partial_key, snapshot
 
 log = structlog.get_logger("streams.evaluating")
 
 Clock = Callable[[], datetime]
 AlertSink = Callable[[Alert], Awaitable[None]]
-
-
-class LatestPartials:
-    """The evaluator's table of partials, with each value decoded once per change: a tick
-    merges every live partial, and decoding them all again each tick would cost more than
-    the merge."""
-
-    def __init__(self, table: MutableMapping[str, bytes]) -> None:
-        self._table = table
-        self._decoded: dict[str, tuple[bytes, Slot]] = {}
-
-    def get(self, key: str) -> Slot | None:
-        encoded = self._table.get(key)
-        if encoded is None:
-            self._decoded.pop(key, None)
-            return None
-        cached = self._decoded.get(key)
-        # Compared with the stored bytes, not trusted: a rebalance may have recovered the
-        # table anew while this worker was not the evaluator.
-        if cached is not None and cached[0] == encoded:
-            return cached[1]
-        value = Slot.decode(encoded)
-        self._decoded[key] = (encoded, value)
-        return value
-
-    def put(self, key: str, encoded: bytes, value: Slot) -> None:
-        self._table[key] = encoded
-        self._decoded[key] = (encoded, value)
-
-    def delete(self, key: str) -> None:
-        del self._table[key]
-        self._decoded.pop(key, None)
-
-    def stored(self) -> list[str]:
-        return list(self._table)
-
-    def by_slot(self) -> Iterator[tuple[int, Slot]]:
-        for key in self.stored():
-            value = self.get(key)
-            if value is not None:
-                yield parse_partial_key(key)[1], value
 
 
 class Evaluator:
@@ -87,7 +47,7 @@ class Evaluator:
         self._geometry = Geometry(settings.alert_window_seconds)
         self._rules = rules_from_settings(settings)
         self._min_events = settings.alert_min_events
-        self._partials = LatestPartials(partials)
+        self._partials = Partials(partials)
         self._rule_states = rule_states
         self._metrics = metrics
         self._act = act

@@ -304,16 +304,18 @@ class FaustRates:
         self,
         on_outcomes: BatchHandler,
         on_partials: BatchHandler,
-        on_tick: Callable[[], Awaitable[object]],
-        interval_seconds: float,
+        timers: Mapping[str, tuple[float, Callable[[], Awaitable[object]]]],
     ) -> None:
         """`on_outcomes(partition, records)` gets each fetch's outcome records of a partition,
-        `on_partials` those of the partials topic; `on_tick` runs every `interval_seconds`
-        while the tables are whole (never during a rebalance or a recovery)."""
+        `on_partials` those of the partials topic; each of `timers`, by name, runs every so
+        many seconds while the tables are whole (never during a rebalance or a recovery)."""
 
-        async def tick() -> None:
-            if self.settled:
-                await on_tick()
+        def settled_only(run: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+            async def timer() -> None:
+                if self.settled:
+                    await run()
+
+            return timer
 
         # Subscribed through the conductor as an agent's topics would be (acks enabled), but
         # their records never reach a faust stream: the consumer folds them whole.
@@ -323,7 +325,8 @@ class FaustRates:
         consumer.batch_handlers = MappingProxyType(
             {self._settings.topic_outcomes: on_outcomes, self.partials_topic: on_partials}
         )
-        self._app.timer(interval_seconds, name="tick")(tick)
+        for name, (seconds, run) in timers.items():
+            self._app.timer(seconds, name=name)(settled_only(run))
 
     @property
     def recovered(self) -> bool:

@@ -140,7 +140,7 @@ async def consumer_with(folded: Folded) -> Any:
     async def tick() -> None:
         return None
 
-    rates.attach(folded, folded, tick, 1.0)
+    rates.attach(folded, folded, {"tick": (1.0, tick)})
     app: Any = rates._app
     await app.topics._update_indices()
     app.flow_control.resume()

@@ -107,6 +107,7 @@ class Group:
             settings(), self.window, self.phases, self.metrics, self._act, self._send, self.clock
         )
         self.read = 0
+        self.workers: list[Folder] = []
 
     async def _act(self, alert: Alert) -> None:
         return None
@@ -119,10 +120,15 @@ class Group:
 
     def worker(self, table: dict[str, bytes] | None = None) -> Folder:
         table = table if table is not None else {}
-        return Folder(settings(), table, self.metrics, self.publish, self.clock)
+        folder = Folder(settings(), table, self.metrics, self.publish, self.clock)
+        self.workers.append(folder)
+        return folder
 
     def deliver(self, chunk: int = 7) -> None:
-        """The evaluator reads what was published since it last read, in fetches of `chunk`."""
+        """The workers publish what changed (each as if it held every partition); the
+        evaluator reads what was published since it last read, in fetches of `chunk`."""
+        for worker in self.workers:
+            worker.publish(range(PARTITIONS))
         while self.read < len(self.topic):
             fetch = self.topic[self.read : self.read + chunk]
             self.evaluator.merge(0, fetch)
@@ -196,10 +202,9 @@ async def test_a_worker_that_died_before_publishing_is_made_good_by_the_next_own
     records = outcomes_topic(seed=5, per_partition=30)[4]
     dying.ingest(4, records[:10])
     group.deliver()
-    # Written to its table (the changelog) but killed before its partial went out.
-    lost = len(group.topic)
+    # Written to its table (the changelog) but killed before its partials went out.
     dying.ingest(4, records[10:20])
-    del group.topic[lost:]
+    group.workers.remove(dying)
     # The next owner recovers the changelog, reads again from the committed offset (10), and
     # republishes what it holds after the rebalance.
     owner = group.worker(dict(table))
@@ -261,3 +266,17 @@ async def test_records_that_are_no_countable_outcome_are_counted_invalid_and_ski
     assert group.registry.get_sample_value("store_publish_stream_invalid_outcomes_total") == len(
         bad_values
     )
+
+
+async def test_a_worker_publishes_the_latest_of_each_partial_changed_in_its_partitions() -> None:
+    group = Group()
+    worker = group.worker()
+    topic = outcomes_topic(seed=6, per_partition=30)
+    for records in (topic[0][:10], topic[0][10:], topic[1]):
+        worker.ingest(0 if records is not topic[1] else 1, records)
+    sent = worker.publish(held={0})
+    keys = [record.key for record in group.topic]
+    assert sent == len(keys) == len(set(keys)), "one record per changed partial"
+    assert all(key is not None and key.startswith(b"0:") for key in keys)
+    group.read = len(group.topic)
+    assert worker.publish(held={0, 1}) == 0, "partition 1's were dropped with the last call"
