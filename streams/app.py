@@ -17,10 +17,11 @@ import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry
 
+from ops.runtime.faults import describe, is_worth_retrying
 from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import set_paused
 from ops.runtime.topics import create_topics
-from ops.runtime.waiting import until_started, within
+from ops.runtime.waiting import sleep_or_stop, until_started, within
 from schemas.events import Alert, AlertAction, AlertState
 from schemas.settings import Settings
 from streams.evaluating import AlertSink, Evaluator
@@ -92,22 +93,12 @@ async def _bounded(stop: Callable[[], Awaitable[None]], seconds: float) -> None:
         log.warning("Rates stream did not stop in time", seconds=seconds)
 
 
-async def run_stream(
-    settings: Settings,
-    *,
-    stop: asyncio.Event | None = None,
-    started: asyncio.Event | None = None,
-    registry: CollectorRegistry | None = None,
-    clock: Clock = utc_now,
-) -> None:
-    """Run until `stop` is set; then stop faust (it commits its offsets) and return."""
-    stop = stop if stop is not None else asyncio.Event()
-    registry = registry if registry is not None else CollectorRegistry()
-    metrics = StreamMetrics.create(registry)
-    async with AsyncExitStack() as stack:
-        # min_size=0: the stream alerts without a database; it is needed only to pause.
-        pool = await asyncpg.create_pool(settings.dsn(), min_size=0, max_size=2)
-        stack.push_async_callback(pool.close)
+class _Worker:
+    """One faust app and the two phases wired to it."""
+
+    def __init__(
+        self, settings: Settings, metrics: StreamMetrics, act: AlertSink, clock: Clock
+    ) -> None:
         rates = FaustRates(settings)
 
         async def send(alert: Alert) -> None:
@@ -115,13 +106,7 @@ async def run_stream(
 
         folder = Folder(settings, rates.partials, metrics, rates.publish_partial, clock)
         evaluator = Evaluator(
-            settings,
-            rates.window,
-            rates.rule_phases,
-            metrics,
-            act=rollback_action(pool),
-            send=send,
-            clock=clock,
+            settings, rates.window, rates.rule_phases, metrics, act=act, send=send, clock=clock
         )
 
         async def tick() -> None:
@@ -142,41 +127,77 @@ async def run_stream(
             # evaluated window at most 1 + 1/PUBLISH_PER_INTERVAL intervals after it is read.
             {"publish": (interval / PUBLISH_PER_INTERVAL, publish), "tick": (interval, tick)},
         )
+        self.rates, self.evaluator = rates, evaluator
 
-        def health() -> tuple[bool, Mapping[str, object]]:
-            window = evaluator.last_window
-            return rates.recovered, {
-                "recovered": rates.recovered,
-                "evaluating": rates.evaluates() if rates.recovered else False,
-                "partitions": sorted(rates.held_partitions()) if rates.recovered else [],
-                "window_outcomes": window.counts.all if window else 0,
-                "last_evaluated_at": (
-                    evaluator.last_evaluated_at.isoformat() if evaluator.last_evaluated_at else None
-                ),
-            }
+    def health(self) -> tuple[bool, Mapping[str, object]]:
+        rates, window = self.rates, self.evaluator.last_window
+        evaluated_at = self.evaluator.last_evaluated_at
+        return rates.recovered, {
+            "recovered": rates.recovered,
+            "evaluating": rates.evaluates() if rates.recovered else False,
+            "partitions": sorted(rates.held_partitions()) if rates.recovered else [],
+            "window_outcomes": window.counts.all if window else 0,
+            "last_evaluated_at": evaluated_at.isoformat() if evaluated_at else None,
+        }
 
+
+async def run_stream(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Clock = utc_now,
+) -> None:
+    """Run until `stop` is set; then stop faust (it commits its offsets) and return."""
+    stop = stop if stop is not None else asyncio.Event()
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = StreamMetrics.create(registry)
+    async with AsyncExitStack() as stack:
+        # min_size=0: the stream alerts without a database; it is needed only to pause.
+        pool = await asyncpg.create_pool(settings.dsn(), min_size=0, max_size=2)
+        stack.push_async_callback(pool.close)
+        worker = _Worker(settings, metrics, rollback_action(pool), clock)
         port = await stack.enter_async_context(
             serve_health_and_metrics(
-                settings.stream_http_port, registry, health, host=settings.http_host
+                settings.stream_http_port,
+                registry,
+                lambda: worker.health(),
+                host=settings.http_host,
             )
         )
         # SIGTERM may come while faust still waits for the broker or its group: starting
         # is raced against it, and stopping is bounded, so the process always exits.
         if not await until_started(
-            lambda: _prepare(settings, rates.partials_topic), stop, waiting="Waiting for Kafka"
+            lambda: _prepare(settings, worker.rates.partials_topic),
+            stop,
+            waiting="Waiting for Kafka",
         ):
             log.info("Rates stream stopping before it started")
             return
+        stack.push_async_callback(lambda: _bounded(worker.rates.stop, _STOP_TIMEOUT_S))
         stopping = asyncio.create_task(stop.wait())
-        starting = asyncio.create_task(rates.start())
-        stack.push_async_callback(_bounded, rates.stop, _STOP_TIMEOUT_S)
-        await asyncio.wait([stopping, starting], return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():
-            starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
-            log.info("Rates stream stopping before it started")
-            return
-        starting.result()
+        while True:
+            starting = asyncio.create_task(worker.rates.start())
+            await asyncio.wait([stopping, starting], return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                log.info("Rates stream stopping before it started")
+                return
+            error = starting.exception()
+            if error is None:
+                break
+            if not is_worth_retrying(error):
+                stopping.cancel()
+                raise error
+            # A broker that went away while faust started (its topics, its group): faust
+            # cannot start the same app twice, so a new one starts, from the changelogs.
+            log.warning("Rates stream could not start, starting again", error=describe(error))
+            await _bounded(worker.rates.stop, _STOP_TIMEOUT_S)
+            await sleep_or_stop(stop, 1.0)
+            worker = _Worker(settings, metrics, rollback_action(pool), clock)
+        rates = worker.rates
         log.info("Rates stream started", appId=rates.app_id, httpPort=port)
         if started is not None:
             started.set()

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import NodeNotReadyError
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
@@ -32,7 +33,7 @@ from streams.alerts import (
     SLOW_RESPONSE,
 )
 from streams.app import run_stream
-from streams.faust_app import StreamCrashed
+from streams.faust_app import FaustRates, StreamCrashed
 from streams.folding import Folder
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.stream import (
@@ -388,3 +389,27 @@ async def test_a_stream_killed_mid_backlog_counts_every_outcome_once_after_resta
     print(f"\nkilled after {counted_at_kill:,.0f} of {total:,}; the restart folded {refolded:,.0f}")
     assert window == total
     assert settled == total
+
+
+async def test_a_start_cut_short_by_a_broker_going_away_starts_a_new_app(
+    make_settings: MakeSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """faust gives up on a node that went away while it started (NodeNotReadyError, found on
+    the three-broker cluster); the stream starts a new app instead of exiting."""
+    settings = fast(make_settings, alert_window_seconds=120.0, alert_min_events=1000)
+    await ensure_topics(settings)
+    start = FaustRates.start
+    attempts: list[str] = []
+
+    async def cut_short_once(self: FaustRates) -> None:
+        attempts.append(self.app_id)
+        if len(attempts) == 1:
+            raise NodeNotReadyError("injected: the node went away while faust started")
+        await start(self)
+
+    monkeypatch.setattr(FaustRates, "start", cut_short_once)
+    registry = CollectorRegistry()
+    async with running_stream(settings, registry), producer_for(settings) as producer:
+        await send_outcomes(producer, settings, *(outcome(Status.PUBLISHED) for _ in range(25)))
+        assert await wait_for_gauge(registry, "store_publish_window_outcomes", 25) == 25
+    assert len(attempts) == 2
