@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,17 +15,12 @@ from tests.fixtures.processes import ConsumerProcessFactory
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.accounting import account
 from tests.helpers.services import OwnServices
+from tests.helpers.support import free_port
 from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
 pytestmark = pytest.mark.faults
 
 REQUESTS = 10_000
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _health(port: int) -> tuple[int, dict[str, object]]:
@@ -46,7 +40,7 @@ async def test_postgres_down_for_30_seconds_dead_letters_nothing_and_loses_nothi
     make_own_settings: MakeSettings,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = make_own_settings(consumer_http_port=port)
     await ensure_topics(settings)
     sent = await seed_and_send(settings, own_database_url, creators=3_000, requests=REQUESTS)

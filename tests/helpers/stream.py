@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ from ops.dev.processes import CliProcess
 from schemas.events import PublishOutcome, Reason, Status
 from schemas.settings import Settings
 from tests.fixtures.settings import MakeSettings
+from tests.helpers.support import free_port
 
 REASONS = {
     Status.PUBLISHED: None,
@@ -96,12 +96,6 @@ def fast(make_settings: MakeSettings, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return make_settings(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def metric(settings: Settings, name: str) -> float | None:

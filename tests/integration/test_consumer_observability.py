@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import urllib.request
 import uuid
 
@@ -15,6 +14,7 @@ from ops.runtime.topics import ensure_topics
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import (
     encode,
+    free_port,
     outcomes_by_request,
     request_body,
     running_consumer,
@@ -41,9 +41,7 @@ def _sample(metrics: str, name: str) -> float:
 async def test_metrics_count_outcomes_dead_letters_and_gating_blocks_by_step(
     make_settings: MakeSettings, database_url: str
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     settings = make_settings(consumer_http_port=port)
     await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)

@@ -5,7 +5,6 @@ and the poll answers once decided; SIGTERM stops `store-publish gateway` with ex
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
+from tests.helpers.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -152,12 +152,6 @@ async def test_while_paused_the_answer_is_202_and_the_poll_answers_after_resume(
             assert (await poll_until_decided(http, url, location, token2))[0] == 200
     finally:
         await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_store_publish_gateway_serves_health_and_metrics_and_exits_0_on_sigterm(
