@@ -170,8 +170,9 @@ async def run_consumer_phase(
         # Let the stream count the last outcomes, so its lag is seen to come back down.
         await asyncio.sleep(sampler.interval)
         await _stream_caught_up(sampler, within_s=30)
-        # And evaluate them, so the window is seen to hold them.
-        await asyncio.sleep(settings.alert_evaluate_interval_seconds + sampler.interval)
+        # And evaluate them, so the window is seen to hold them: a partial goes to the
+        # evaluator within a fifth of an interval, and is evaluated within one more.
+        await _window_caught_up(sampler, 2.5 * settings.alert_evaluate_interval_seconds)
     finally:
         for recording in recordings:
             recording.stop()
@@ -240,6 +241,18 @@ async def _stream_caught_up(sampler: LagSampler, within_s: float) -> None:
         if last is not None and last.outcomes and last.stream_counted_lag == 0:
             return
         await asyncio.sleep(0.25)
+
+
+async def _window_caught_up(sampler: LagSampler, within_s: float) -> None:
+    """Until the evaluated window holds every outcome seen, or `within_s` (a phase longer
+    than the window never gets there; the figures then say how far it got)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        last = sampler.samples[-1] if sampler.samples else None
+        window = last.window_outcomes if last is not None else None
+        if last is not None and last.outcomes and window is not None and window >= last.outcomes:
+            return
+        await asyncio.sleep(sampler.interval)
 
 
 async def run_stream_alone(run: Run, outcomes_topic: str, expect: int) -> PhaseFigures:

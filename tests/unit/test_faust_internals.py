@@ -75,7 +75,7 @@ def test_the_table_writes_still_ask_partition_for_key(name: str) -> None:
     assert hashlib.sha256(source.encode()).hexdigest()[:8] == TABLE_FINGERPRINTS[name], name
 
 
-def test_a_partial_is_written_to_the_changelog_partition_of_its_source_partition() -> None:
+async def test_a_partial_is_written_to_the_changelog_partition_of_its_source_partition() -> None:
     settings = Settings(_env_file=None, topic_outcomes=TOPIC, topic_partitions=6)  # type: ignore[call-arg]
     rates = FaustRates(settings)
     table: Any = rates.partials._table
