@@ -5,7 +5,6 @@ exactly once, and the alert rules fire once and resolve once across both moves."
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,14 @@ from schemas.events import Alert, AlertState, PublishOutcome, Status
 from schemas.settings import Settings
 from streams.alerts import AUTO_ROLLBACK, HIGH_ERROR_RATE
 from tests.fixtures.settings import MakeSettings
-from tests.helpers.stream import StreamWorkers, fast, outcome, read_alerts, send_outcomes
+from tests.helpers.stream import (
+    StreamWorkers,
+    evaluator_of,
+    fast,
+    outcome,
+    read_alerts,
+    send_outcomes,
+)
 from tests.helpers.support import producer_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
@@ -38,17 +44,6 @@ class Feed:
                 await send_outcomes(producer, self.settings, *chunk)
                 self.sent += len(chunk)
                 await asyncio.sleep(0.05)
-
-
-async def until_evaluator_other_than(workers: StreamWorkers, gone: str, within_s: float) -> str:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        workers.check_alive()
-        name = await workers.evaluator()
-        if name is not None and name != gone:
-            return name
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no worker took the merge over: {await workers.reports()}")
 
 
 async def test_killed_workers_move_their_partitions_and_the_merge_and_count_each_outcome_once(
@@ -87,7 +82,10 @@ async def test_killed_workers_move_their_partitions_and_the_merge_and_count_each
         await asyncio.sleep(0.5)
         workers.kill(evaluator)
         await sending
-        survivor = await until_evaluator_other_than(workers, evaluator, within_s=120)
+        reports = await workers.wait_for(
+            lambda r: evaluator_of(r) not in (None, evaluator), 120, "another evaluator"
+        )
+        survivor = evaluator_of(reports)
         assert await workers.window_reaches(DEGRADED + HEALTHY, within_s=120) == survivor
         # Settled: nothing counted twice, however long the survivor keeps folding.
         await asyncio.sleep(3.0)

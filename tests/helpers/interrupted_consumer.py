@@ -27,7 +27,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import asyncpg
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import TopicPartition
 
@@ -35,16 +34,9 @@ from consumers import kafka_io
 from consumers.outcomes import OutboundRecord
 from ops.cli import main as cli_main
 from schemas.settings import Settings
+from tests.helpers.workload import decided
 
 MODES = ("fail", "fence", "kill", "term")
-
-
-async def _decided(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM publish_requests"))
-    finally:
-        await conn.close()
 
 
 async def _until_next_poll_decided(dsn: str, before: int, wait_s: float = 15.0) -> int:
@@ -52,7 +44,7 @@ async def _until_next_poll_decided(dsn: str, before: int, wait_s: float = 15.0) 
     now = before
     while now <= before and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-        now = await _decided(dsn)
+        now = await decided(dsn)
     return now
 
 

@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,13 +25,21 @@ from tests.helpers.support import free_port
 
 REASONS = {
     Status.PUBLISHED: None,
+    Status.ALREADY_PUBLISHED: None,
     Status.GATED: Reason.MISSING_STEPS,
     Status.FAILED: Reason.RETRIES_EXHAUSTED,
     Status.REJECTED: Reason.FORBIDDEN,
 }
 
 
-def outcome(status: Status, *, attempts: int = 1, latency_ms: float = 50.0) -> PublishOutcome:
+def outcome(
+    status: Status = Status.PUBLISHED,
+    *,
+    attempts: int = 1,
+    latency_ms: float = 50.0,
+    at: datetime | None = None,
+) -> PublishOutcome:
+    """A valid outcome of `status`, processed `at` (now by default), with fresh ids."""
     request = uuid.uuid4()
     return PublishOutcome(
         event_id=uuid.uuid4(),
@@ -44,7 +53,7 @@ def outcome(status: Status, *, attempts: int = 1, latency_ms: float = 50.0) -> P
         attempts=attempts,
         processing_ms=1.0,
         latency_ms=latency_ms,
-        processed_at=datetime.now(UTC),
+        processed_at=at if at is not None else datetime.now(UTC),
     )
 
 
@@ -134,6 +143,12 @@ async def health(settings: Settings) -> dict[str, object] | None:
     return body if isinstance(body, dict) else None
 
 
+def evaluator_of(reports: dict[str, dict[str, object]]) -> str | None:
+    """The one worker whose report says it evaluates; None unless exactly one does."""
+    evaluating = [name for name, report in reports.items() if report.get("evaluating")]
+    return evaluating[0] if len(evaluating) == 1 else None
+
+
 @dataclass
 class StreamWorkers:
     """`store-publish stream` children of one group, each on a port of its own."""
@@ -169,10 +184,23 @@ class StreamWorkers:
                 found[name] = body
         return found
 
+    async def wait_for(
+        self, settled: Callable[[dict[str, dict[str, object]]], bool], within_s: float, what: str
+    ) -> dict[str, dict[str, object]]:
+        """The workers' reports once `settled(reports)` holds; AssertionError after `within_s`."""
+        deadline = time.monotonic() + within_s
+        reports = await self.reports()
+        while time.monotonic() < deadline:
+            self.check_alive()
+            reports = await self.reports()
+            if settled(reports):
+                return reports
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"never {what}: {reports}")
+
     async def evaluator(self) -> str | None:
         """The one worker that says it evaluates, once exactly one does."""
-        evaluating = [n for n, r in (await self.reports()).items() if r.get("evaluating")]
-        return evaluating[0] if len(evaluating) == 1 else None
+        return evaluator_of(await self.reports())
 
     async def metric(self, name: str, sample: str) -> float | None:
         return await metric(self.workers[name][1], sample)

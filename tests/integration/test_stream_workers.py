@@ -4,9 +4,7 @@ the partitions split between them and exactly one of them evaluating."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -34,20 +32,13 @@ def degraded_mix(seed: int) -> list[PublishOutcome]:
     ]
 
 
-async def split_settled(workers: StreamWorkers, within_s: float) -> dict[str, dict[str, object]]:
-    """The workers' reports once every one holds partitions and one evaluates."""
-    deadline = time.monotonic() + within_s
-    reports = await workers.reports()
-    while time.monotonic() < deadline:
-        workers.check_alive()
-        reports = await workers.reports()
-        everyone_holds = len(reports) == len(workers.workers) and all(
-            r.get("partitions") for r in reports.values()
-        )
-        if everyone_holds and await workers.evaluator() is not None:
-            return reports
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the group never settled: {reports}")
+def split(reports: dict[str, dict[str, object]]) -> bool:
+    """Two workers answer, each holds partitions, and exactly one evaluates."""
+    return (
+        len(reports) == 2
+        and all(r.get("partitions") for r in reports.values())
+        and sum(bool(r.get("evaluating")) for r in reports.values()) == 1
+    )
 
 
 async def test_two_workers_count_and_alert_exactly_as_one_worker_does(
@@ -89,7 +80,7 @@ async def test_two_workers_count_and_alert_exactly_as_one_worker_does(
             }
             for g in groups
         }
-        reports = await split_settled(groups["two"], within_s=60)
+        reports = await groups["two"].wait_for(split, 60, "split between the two")
         # One more than expected, waited for: an alert raised twice (say by a new evaluator
         # after a rebalance) would show here.
         alerts = {

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemas.events import PublishOutcome, Reason, Status
+from schemas.events import PublishOutcome, Status
 from streams.rates import (
     LATENCY_MAX_MS,
     SKETCH_RELATIVE_ACCURACY,
@@ -21,15 +20,9 @@ from streams.rates import (
     fold,
     snapshot,
 )
+from tests.helpers.stream import outcome as made
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-REASONS = {
-    Status.PUBLISHED: None,
-    Status.ALREADY_PUBLISHED: None,
-    Status.GATED: Reason.MISSING_STEPS,
-    Status.REJECTED: Reason.FORBIDDEN,
-    Status.FAILED: Reason.RETRIES_EXHAUSTED,
-}
 
 
 def outcome(
@@ -39,21 +32,7 @@ def outcome(
     latency_ms: float = 100.0,
     attempts: int = 1,
 ) -> PublishOutcome:
-    request = uuid.uuid4()
-    return PublishOutcome(
-        event_id=uuid.uuid4(),
-        request_event_id=request,
-        correlation_id=str(request),
-        user_id=uuid.uuid4(),
-        store_id=uuid.uuid4(),
-        status=status,
-        reason=REASONS[status],
-        missing_steps=["payments"] if status is Status.GATED else [],
-        attempts=attempts,
-        processing_ms=1.0,
-        latency_ms=latency_ms,
-        processed_at=at,
-    )
+    return made(status, at=at, latency_ms=latency_ms, attempts=attempts)
 
 
 class Feed:

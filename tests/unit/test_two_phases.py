@@ -13,21 +13,17 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
-from schemas.events import Alert, PublishOutcome, Reason, Status
+from schemas.events import Alert, Status
 from schemas.settings import Settings
 from streams.evaluating import Evaluator
 from streams.folding import Folder
 from streams.metrics import StreamMetrics
 from streams.rates import Slot, Snapshot
+from tests.helpers.stream import outcome as made_outcome
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 PARTITIONS = 6
-REASONS = {
-    Status.PUBLISHED: None,
-    Status.GATED: Reason.MISSING_STEPS,
-    Status.REJECTED: Reason.FORBIDDEN,
-    Status.FAILED: Reason.RETRIES_EXHAUSTED,
-}
+STATUSES = [Status.PUBLISHED, Status.GATED, Status.REJECTED, Status.FAILED]
 
 
 @dataclass(frozen=True)
@@ -56,26 +52,13 @@ def settings() -> Settings:
 
 
 def outcome(rng: random.Random, at: datetime) -> bytes:
-    status = rng.choice(list(REASONS))
-    request = uuid.uuid4()
-    return (
-        PublishOutcome(
-            event_id=uuid.uuid4(),
-            request_event_id=request,
-            correlation_id=str(request),
-            user_id=uuid.uuid4(),
-            store_id=uuid.uuid4(),
-            status=status,
-            reason=REASONS[status],
-            missing_steps=["payments"] if status is Status.GATED else [],
-            attempts=rng.choice([1, 1, 2, 3]),
-            processing_ms=1.0,
-            latency_ms=rng.lognormvariate(4, 1),
-            processed_at=at,
-        )
-        .model_dump_json()
-        .encode()
+    made = made_outcome(
+        rng.choice(STATUSES),
+        attempts=rng.choice([1, 1, 2, 3]),
+        latency_ms=rng.lognormvariate(4, 1),
+        at=at,
     )
+    return made.model_dump_json().encode()
 
 
 def outcomes_topic(seed: int, per_partition: int) -> dict[int, list[Record]]:
