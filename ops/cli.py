@@ -231,8 +231,9 @@ def bench(
     ] = None,
 ) -> None:
     """Throughput (passthrough, pipeline, baseline), latency at a fixed rate, CPU and lag."""
+    from ops.bench.chart import write_chart
     from ops.bench.options import BenchOptions
-    from ops.bench.report import Report, write_chart
+    from ops.bench.report import Report
     from ops.bench.run import run_bench
     from ops.runtime.logs import configure_logging
 

@@ -7,13 +7,13 @@ import random
 import time
 
 from ops.bench.context import Run
+from ops.bench.figures import LatencyFigures, PhaseFigures
 from ops.bench.load import (
     fast_producer,
     random_kind,
     request_for,
 )
 from ops.bench.phases import Feed, run_consumer_phase
-from ops.bench.report import LatencyFigures, PhaseFigures
 from schemas.settings import Settings
 
 

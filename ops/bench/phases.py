@@ -11,6 +11,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from ops.bench.context import PARTITIONS, Run
+from ops.bench.figures import PhaseFigures
 from ops.bench.load import (
     Request,
     copy_database,
@@ -30,7 +31,6 @@ from ops.bench.probes import (
     wait_until,
 )
 from ops.bench.profile import Recording, py_spy, summarize
-from ops.bench.report import PhaseFigures
 from ops.bench.storage import bytes_per_request_line
 from ops.runtime.pause_switch import set_paused
 from ops.runtime.topics import create_topics

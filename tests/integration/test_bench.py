@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from ops.bench.chart import write_chart
 from ops.bench.options import BenchOptions
-from ops.bench.report import write_chart
 from ops.bench.run import run_bench
 from schemas.settings import Settings
 

@@ -3,8 +3,9 @@ stream's lag, time to zero and window delay read from the lag samples."""
 
 from __future__ import annotations
 
+from ops.bench.chart import rolling_mean
+from ops.bench.figures import PhaseFigures
 from ops.bench.probes import LagSample
-from ops.bench.report import PhaseFigures, rolling_mean
 
 
 def test_empty_seconds_count_as_zero_in_the_running_mean() -> None:
