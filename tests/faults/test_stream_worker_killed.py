@@ -54,7 +54,6 @@ async def test_killed_workers_move_their_partitions_and_the_merge_and_count_each
         topic_partitions=6,
         alert_window_seconds=600.0,
         alert_min_events=50,
-        alert_evaluate_interval_seconds=0.2,
     )
     await ensure_topics(settings)
     degraded = [outcome(Status.FAILED if i % 10 < 3 else Status.PUBLISHED) for i in range(DEGRADED)]

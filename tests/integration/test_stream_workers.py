@@ -49,7 +49,6 @@ async def test_two_workers_count_and_alert_exactly_as_one_worker_does(
         topic_partitions=6,
         alert_window_seconds=600.0,
         alert_min_events=10,
-        alert_evaluate_interval_seconds=0.2,
     )
     await ensure_topics(one)
     two = one.model_copy(
