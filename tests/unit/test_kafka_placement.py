@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from consumers.kafka_io import place
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumers.kafka_io import partition_for, place
 from consumers.outcomes import OutboundRecord
 
 # murmur2 of these keys, from Apache Kafka's own UtilsTest (signed 32-bit).
@@ -30,3 +34,16 @@ def test_records_of_several_topics_are_placed_per_topic() -> None:
         ("outcomes", (479470107 & 0x7FFFFFFF) % 3),
         ("dlq", 0),
     }
+
+
+@settings(max_examples=500)
+@given(key=st.binary(max_size=200), count=st.integers(min_value=1, max_value=64))
+def test_a_key_goes_where_aiokafkas_own_partitioner_sends_it(key: bytes, count: int) -> None:
+    # Anyone producing with aiokafka's keyed send (the gateway, tools, a replay) and this
+    # writer must agree, or a store's outcomes would split across partitions.
+    every = list(range(count))
+    assert partition_for(key, every) == DefaultPartitioner()(key, every, every)
+
+
+def test_an_unkeyed_record_goes_to_one_of_the_partitions() -> None:
+    assert {partition_for(None, [3, 5]) for _ in range(200)} == {3, 5}
