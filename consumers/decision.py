@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from schemas.events import PublishRequested, Reason, Status
 
 
-@dataclass(frozen=True)
-class StoreState:
+# NamedTuples for what is made per record (see consumers/outcomes.py).
+class StoreState(NamedTuple):
     id: uuid.UUID
     owner_id: uuid.UUID
     slug: str
@@ -48,8 +49,7 @@ class Facts:
     prior_outcomes: Mapping[uuid.UUID, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     status: Status
     reason: Reason | None
     missing_steps: tuple[str, ...] = ()
@@ -59,18 +59,17 @@ class Verdict:
     publish: bool = False
 
 
-@dataclass(frozen=True)
-class Repeat:
+class Repeat(NamedTuple):
     """A request decided before: its recorded outcome (JSON) is sent again, nothing else."""
 
     outcome_json: str
 
 
-@dataclass(frozen=True)
-class SameAs:
+class SameAs(NamedTuple):
     """A request whose event id came earlier in the same batch: it gets that outcome again."""
 
-    index: int
+    # The position in the batch of the first request with this event id.
+    first: int
 
 
 Decision = Verdict | Repeat | SameAs
@@ -168,8 +167,8 @@ def decide_batch(
             base_url=base_url,
         )
         if verdict.publish and store is not None:
-            stores[store.id] = replace(
-                store, published=True, store_url=verdict.store_url, published_at=now
+            stores[store.id] = store._replace(
+                published=True, store_url=verdict.store_url, published_at=now
             )
         results.append(verdict)
     return results

@@ -7,20 +7,20 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from consumers.decision import Verdict
 from schemas.events import PublishOutcome, PublishRequested
 
 
-@dataclass(frozen=True)
-class Publication:
+# NamedTuples for what is made per record (see consumers/outcomes.py).
+class Publication(NamedTuple):
     request: PublishRequested
     store_url: str
     published_at: datetime
 
 
-@dataclass(frozen=True)
-class AnalyticsRow:
+class AnalyticsRow(NamedTuple):
     user_id: uuid.UUID
     event_type: str
     step_id: str | None
@@ -32,8 +32,7 @@ class AnalyticsRow:
     request_event_id: uuid.UUID | None = None
 
 
-@dataclass(frozen=True)
-class RecordedOutcome:
+class RecordedOutcome(NamedTuple):
     request: PublishRequested
     status: str
     reason: str | None
@@ -43,8 +42,7 @@ class RecordedOutcome:
     offset: int
 
 
-@dataclass(frozen=True)
-class Decided:
+class Decided(NamedTuple):
     """A request decided in this batch (not a repeat), with the outcome built for it."""
 
     request: PublishRequested

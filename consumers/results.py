@@ -4,8 +4,8 @@ rejected`, `Failed to publish store`). Pure but for the logging."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import structlog
 
@@ -25,8 +25,7 @@ from schemas.events import PublishOutcome, PublishRequested, Reason, Status
 log = structlog.get_logger("consumers.results")
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     """What one request produced: its outcome, and a dead letter when the contract wants one."""
 
     record: InboundRecord
@@ -38,8 +37,7 @@ class Result:
     error: str = ""
 
 
-@dataclass(frozen=True)
-class Authenticated:
+class Authenticated(NamedTuple):
     """A request that passed screening: parsed, valid, and signed when signing is on."""
 
     record: InboundRecord
@@ -121,7 +119,7 @@ class Results:
             # The same outcome again; its dead letter too, since the first one may have gone
             # down with an aborted transaction, and a replayed refusal must stay visible.
             if isinstance(decision, SameAs):
-                outcome_json = results[decision.index].outcome_json
+                outcome_json = results[decision.first].outcome_json
             else:
                 outcome_json = decision.outcome_json
             outcome = PublishOutcome.model_validate_json(outcome_json)

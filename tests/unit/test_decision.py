@@ -415,8 +415,8 @@ def test_a_batch_decides_every_request_once_and_publishes_each_store_at_most_onc
         assert STORE not in published
     for index, (req, decision) in enumerate(zip(requests, decisions, strict=True)):
         if isinstance(decision, SameAs):
-            assert decision.index < index
-            assert requests[decision.index].event_id == req.event_id
+            assert decision.first < index
+            assert requests[decision.first].event_id == req.event_id
         elif isinstance(decision, Repeat):
             assert req.event_id in prior
         else:
