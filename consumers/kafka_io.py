@@ -49,7 +49,10 @@ def _producer(settings: Settings, transactional_id: str) -> AIOKafkaProducer:
         transactional_id=transactional_id,
         enable_idempotence=True,
         acks="all",
-        linger_ms=5,
+        # No linger: the writer hands over whole batches (`commit`), and a batch lingers its
+        # full linger time before it is sent, even when nothing more will join it, which
+        # added 5 ms to every transaction (docs/bench.md, "The Kafka transaction").
+        linger_ms=0,
         max_batch_size=256 * 1024,
         request_timeout_ms=30_000,
         # Longer than the consumer's commit timeout: a transaction it abandons is aborted by

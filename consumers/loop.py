@@ -21,7 +21,7 @@ import structlog
 from aiokafka import ConsumerRecord
 from aiokafka.structs import TopicPartition
 
-from consumers.commit import Batches, Committed, Committer, Seekable
+from consumers.commit import Batches, Committed, Committer, DecidedPoll, Seekable
 from consumers.errors import BatchHandedBack, DatabaseFault, DatabaseUnavailable, PublishingPaused
 from consumers.holding import Holding, Pausable
 from consumers.metrics import ConsumerMetrics
@@ -144,15 +144,26 @@ class ConsumerLoop:
         previous failed, in which case both go back."""
         for records in batches.values():
             self._metrics.batch_size.observe(len(records))
+        steps = self._metrics.poll_steps
         async with self._in_flight:
+            began = time.monotonic()
             poll = await self._committer.decide(batches)
+            decided = time.monotonic()
+            steps.labels("decide").observe(decided - began)
             previous = await self._settle()
+            steps.labels("wait").observe(time.monotonic() - decided)
             errors = [*(previous.errors if previous else []), *poll.errors]
             if previous is not None and not previous.ok:
                 self._committer.hand_back(previous.poll, poll)
             elif poll.results:
-                self._pending = asyncio.create_task(self._committer.commit(poll))
+                self._pending = asyncio.create_task(self._timed_commit(poll))
         await self._react(errors, stop)
+
+    async def _timed_commit(self, poll: DecidedPoll) -> Committed:
+        began = time.monotonic()
+        committed = await self._committer.commit(poll)
+        self._metrics.poll_steps.labels("commit").observe(time.monotonic() - began)
+        return committed
 
     async def _settle(self) -> Committed | None:
         """Wait for the commit in flight, if any, and observe what it committed."""

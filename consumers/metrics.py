@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from consumers.results import Result
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60)
+# A poll's steps take milliseconds at low rates and seconds at 5,000-record polls.
+_STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class ConsumerMetrics:
     processing: Histogram
     end_to_end: Histogram
     batch_size: Histogram
+    poll_steps: Histogram
     lag: Gauge
     paused: Gauge
     database_available: Gauge
@@ -87,6 +90,14 @@ class ConsumerMetrics:
                 "store_publish_batch_size_records",
                 "Records per partition batch.",
                 buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+                registry=registry,
+            ),
+            poll_steps=Histogram(
+                "store_publish_consumer_poll_step_seconds",
+                "How long each step of a poll took: decide (its database transactions), wait "
+                "(for the previous poll's Kafka transaction), commit (its own).",
+                ["step"],
+                buckets=_STEP_BUCKETS,
                 registry=registry,
             ),
             lag=Gauge(

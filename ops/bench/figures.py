@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ops.bench.options import BenchOptions
-from ops.bench.probes import LagSample
+from ops.bench.probes import LagSample, PollSteps
 
 
 @dataclass
@@ -25,6 +25,7 @@ class PhaseFigures:
     evaluate_interval_s: float | None = None
     # The process whose CPU per record the line prints (the stream-alone phase: the stream).
     cpu_per_record_of: str | None = None
+    poll_steps: PollSteps | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -133,6 +134,8 @@ class PhaseFigures:
         per_record = self.cpu_us_per_record
         if per_record is not None:
             text += f"; CPU µs per outcome: {self.cpu_per_record_of} {per_record:.1f}"
+        if self.poll_steps is not None:
+            text += f"; poll steps, mean ms: {self.poll_steps.text()}"
         if self.lag:
             text += (
                 f"; lag max: consumer {self.consumer_max_lag}, stream {self.stream_max_lag} "
@@ -162,6 +165,8 @@ class PhaseFigures:
             "window_delay_max_s": self.window_delay_max_s,
             "evaluate_interval_s": self.evaluate_interval_s,
             "cpu_us_per_record": self.cpu_us_per_record,
+            "poll_step_mean_ms": self.poll_steps.mean_ms() if self.poll_steps else None,
+            "polls": max(self.poll_steps.counts.values(), default=0) if self.poll_steps else None,
             "per_second": self.per_second,
             "lag": [vars(sample) for sample in self.lag],
         }

@@ -23,9 +23,11 @@ from ops.bench.probes import (
     Child,
     LagSampler,
     OutcomeFollower,
+    PollSteps,
     cpu_snapshot,
     cpu_used,
     free_port,
+    poll_steps,
     stream_counted,
     stream_group_settled,
     wait_until,
@@ -135,6 +137,7 @@ async def run_consumer_phase(
     sampler = LagSampler(settings, follower, ports)
     tasks: list[asyncio.Task[None]] = []
     recordings: list[Recording] = []
+    steps: PollSteps | None = None
 
     def alive() -> None:
         for child in children:
@@ -165,6 +168,9 @@ async def run_consumer_phase(
             tasks.append(asyncio.create_task(feed(settings)))
         await follower.wait_for(expect, within_s=max(300.0, expect / 100), alive=alive)
         after = cpu_snapshot(sources)
+        steps = await poll_steps(
+            settings.http_host, [port for c in consumers if (port := c.http_port()) is not None]
+        )
         for recording in recordings:
             recording.stop()
         # Let the stream count the last outcomes, so its lag is seen to come back down.
@@ -206,6 +212,7 @@ async def run_consumer_phase(
             workers=workers,
             stream_workers=stream_workers,
             evaluate_interval_s=settings.alert_evaluate_interval_seconds,
+            poll_steps=steps,
         ),
         follower,
     )

@@ -20,6 +20,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from ops.dev.processes import CliProcess
 from ops.oncall.topic_reader import following
@@ -112,6 +113,14 @@ class Child(CliProcess):
                 parts = line.get("partitions")
                 found = [int(p) for p in parts] if isinstance(parts, list) else []
         return found
+
+    def http_port(self) -> int | None:
+        """The port its health and metrics are served on, once it has said so."""
+        for line in self.log_lines():
+            port = line.get("httpPort")
+            if line.get("message") == "Consumer started" and isinstance(port, int):
+                return port
+        return None
 
     def check_alive(self) -> None:
         """Raise when the process has exited; keep the error lines logged since the last check."""
@@ -221,6 +230,46 @@ async def _http_body(host: str, port: int, path: str) -> str:
 
 async def _metrics_text(host: str, port: int) -> str:
     return await _http_body(host, port, "/metrics")
+
+
+@dataclass(frozen=True)
+class PollSteps:
+    """How long the consumers' polls spent in each step (the poll-step histogram), summed
+    over the consumers: polls observed and seconds in all."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def mean_ms(self) -> dict[str, float]:
+        return {
+            step: round(self.seconds.get(step, 0.0) / count * 1000, 2)
+            for step, count in self.counts.items()
+            if count
+        }
+
+    def text(self) -> str:
+        means = self.mean_ms()
+        if not means:
+            return "no polls observed"
+        polls = max(self.counts.values())
+        return ", ".join(f"{step} {ms:g}" for step, ms in means.items()) + f" ({polls:,} polls)"
+
+
+async def poll_steps(host: str, ports: Sequence[int]) -> PollSteps:
+    """The poll-step histograms of the consumers on `ports`, added together."""
+    steps = PollSteps()
+    for port in ports:
+        text = await _metrics_text(host, port)
+        for family in text_string_to_metric_families(text):
+            if family.name != "store_publish_consumer_poll_step_seconds":
+                continue
+            for sample in family.samples:
+                step = sample.labels.get("step", "")
+                if sample.name.endswith("_count"):
+                    steps.counts[step] = steps.counts.get(step, 0) + int(sample.value)
+                elif sample.name.endswith("_sum"):
+                    steps.seconds[step] = steps.seconds.get(step, 0.0) + sample.value
+    return steps
 
 
 def _metric(text: str, name: str) -> float:

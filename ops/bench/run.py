@@ -114,6 +114,9 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             say(f"latency: {options.rate:,.0f} requests/s for {options.latency_seconds:g} s")
             report.latency, report.latency_phase = await run_latency(run, rng)
             say(report.latency.line())
+            steps = report.latency_phase.poll_steps
+            if steps is not None:
+                say(f"  latency phase poll steps, mean ms: {steps.text()}")
         if options.gateway_clients > 0:
             say(f"gateway: {options.gateway_clients} HTTP clients, POST /api/store/publish")
             gateway = await run_gateway_phase(

@@ -93,5 +93,10 @@ async def test_bench_small_run_reports_every_figure_and_accounts_for_every_reque
     assert figures["stream_max_lag"] is not None
     assert phases["pipeline"]["lag"][-1]["stream_counted_lag"] == 0
     assert phases["pipeline"]["cpu_seconds"]["consumer-1"] is not None
+    # Each consumer's poll steps, read from its /metrics: both scale-out consumers polled.
+    for name in ("pipeline", "latency", "scale_out"):
+        assert set(phases[name]["poll_step_mean_ms"]) == {"decide", "wait", "commit"}, name
+        assert phases[name]["polls"] > 0, name
+    assert any("latency phase poll steps" in line for line in said)
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
     assert any("passthrough" in line for line in said)

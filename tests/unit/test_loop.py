@@ -434,3 +434,15 @@ async def test_a_failed_commit_hands_back_its_poll_and_the_one_decided_after_it(
         assert offsets == sorted(offsets)
         assert offsets[-1] == 10
     assert rig.claims.writers_replaced == 1
+
+
+async def test_each_poll_times_its_decide_wait_and_commit_steps() -> None:
+    rig = _rig(max_batch=2)
+    await _run_until(rig, _all_committed(rig))
+    step = "store_publish_consumer_poll_step_seconds_count"
+    polls = rig.metric(step, step="decide")
+    # Five records a partition, two a poll: at least three polls decided and committed.
+    assert polls >= 3
+    assert rig.metric(step, step="wait") == polls
+    assert rig.metric(step, step="commit") == len(rig.writer.commits)
+    assert rig.metric("store_publish_consumer_poll_step_seconds_sum", step="decide") > 0
