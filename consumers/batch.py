@@ -26,6 +26,7 @@ from consumers.effects import Decided, effects_of
 from consumers.errors import (
     DatabaseFault,
     DatabaseUnavailable,
+    DecideSeparately,
     HandedBack,
     PartitionLost,
     PublishingPaused,
@@ -71,7 +72,47 @@ class BatchHandler:
         """Every record gets exactly one Result, in order. Raises a `HandedBack` (paused,
         database unavailable or at fault, partition lost) when the batch must go back to
         Kafka untouched."""
-        results: dict[int, Result] = {}
+        refused, authenticated = self._screen(records)
+        return _in_order(len(records), refused, await self._decide(authenticated, claim))
+
+    async def handle_together(
+        self, batches: Sequence[tuple[Sequence[InboundRecord], repo.PartitionClaim]]
+    ) -> list[list[Result]]:
+        """Several partitions' batches in one transaction; each batch's results, in order.
+
+        Raises `DecideSeparately` when that transaction cannot go through as a whole and
+        wrote nothing: a claim lost, or a failure that may be one request's (it is then found
+        by deciding each partition, and each request, on its own). A database unavailable, at
+        fault or paused raises as `handle` does, for every batch."""
+        screened = [self._screen(records) for records, _ in batches]
+        items = [item for _, authenticated in screened for item in authenticated]
+        decided: list[Result] = []
+        if items:
+            try:
+                decided = await self._transaction_with_connection_retries(
+                    items, [claim for _, claim in batches]
+                )
+            except PartitionLost as error:
+                raise DecideSeparately(f"partition lost: {error}") from error
+            except HandedBack:
+                raise
+            except Exception as error:
+                if classify(error) is Fault.SYSTEMIC:
+                    raise DatabaseFault(error) from error
+                raise DecideSeparately(describe(error)) from error
+        results: list[list[Result]] = []
+        taken = 0
+        for (records, _), (refused, authenticated) in zip(batches, screened, strict=True):
+            mine = decided[taken : taken + len(authenticated)]
+            taken += len(authenticated)
+            results.append(_in_order(len(records), refused, mine))
+        return results
+
+    def _screen(
+        self, records: Sequence[InboundRecord]
+    ) -> tuple[dict[int, Result], list[Authenticated]]:
+        """The results of the records refused on their bytes, by position, and the rest."""
+        refused: dict[int, Result] = {}
         authenticated: list[Authenticated] = []
         for index, record in enumerate(records):
             screened = screen(
@@ -81,19 +122,16 @@ class BatchHandler:
                 secret=self._secret,
             )
             if isinstance(screened, Refusal):
-                results[index] = self._results.refused(record, screened)
+                refused[index] = self._results.refused(record, screened)
             else:
                 authenticated.append(Authenticated(record, screened))
-        positions = [i for i in range(len(records)) if i not in results]
-        for index, result in zip(positions, await self._decide(authenticated, claim), strict=True):
-            results[index] = result
-        return [results[i] for i in range(len(records))]
+        return refused, authenticated
 
     async def _decide(self, items: list[Authenticated], claim: repo.PartitionClaim) -> list[Result]:
         if not items:
             return []
         try:
-            return await self._transaction_with_connection_retries(items, claim)
+            return await self._transaction_with_connection_retries(items, [claim])
         except HandedBack:
             raise
         except Exception as error:
@@ -148,7 +186,7 @@ class BatchHandler:
             ) from failures[0]
 
     async def _transaction_with_connection_retries(
-        self, items: list[Authenticated], claim: repo.PartitionClaim
+        self, items: list[Authenticated], claims: Sequence[repo.PartitionClaim]
     ) -> list[Result]:
         """The whole batch in one transaction; a lost connection is retried as the contract says,
         and after the last attempt the batch goes back and the consumer waits for the database."""
@@ -168,7 +206,7 @@ class BatchHandler:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._transaction(items, claim, attempts=1, progress=_Progress())
+                    return await self._transaction(items, claims, attempts=1, progress=_Progress())
         except HandedBack:
             raise
         except Exception as error:
@@ -203,7 +241,7 @@ class BatchHandler:
                     made += 1
                     progress = _Progress()
                     decided = await self._transaction(
-                        [item], claim, attempts=made, progress=progress
+                        [item], [claim], attempts=made, progress=progress
                     )
                     return decided[0], None
         except HandedBack:
@@ -223,7 +261,7 @@ class BatchHandler:
     async def _transaction(
         self,
         items: list[Authenticated],
-        claim: repo.PartitionClaim,
+        claims: Sequence[repo.PartitionClaim],
         *,
         attempts: int,
         progress: _Progress,
@@ -232,9 +270,9 @@ class BatchHandler:
         requests = [item.request for item in items]
         # lock_timeout and statement_timeout are set on the pool's connections (app.py).
         async with self._pool.acquire() as conn, conn.transaction():
-            standing = await repo.lock_standing(conn, claim)
+            standing = await repo.lock_standing(conn, claims)
             if not standing.holds_claim:
-                raise PartitionLost(f"{claim.topic}:{claim.partition}")
+                raise PartitionLost(", ".join(f"{c.topic}:{c.partition}" for c in claims))
             if standing.paused:
                 raise PublishingPaused
             stores = await repo.lock_stores(conn, [r.store_id for r in requests])
@@ -263,3 +301,10 @@ class BatchHandler:
             ]
             await repo.write_effects(conn, effects_of(decided, gating.active_versions))
         return results
+
+
+def _in_order(count: int, refused: dict[int, Result], decided: list[Result]) -> list[Result]:
+    """A batch's results in record order: the refused at their positions, the decided in
+    the order of the rest."""
+    rest = iter(decided)
+    return [refused[i] if i in refused else next(rest) for i in range(count)]

@@ -20,7 +20,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
-from consumers.errors import BatchHandedBack, PartitionLost
+from consumers.errors import BatchHandedBack, DecideSeparately, PartitionLost
 from consumers.outcomes import InboundRecord, OutboundRecord
 from consumers.repository import PartitionClaim
 from consumers.results import Result
@@ -42,6 +42,9 @@ class Decider(Protocol):
     async def handle(
         self, records: Sequence[InboundRecord], claim: PartitionClaim
     ) -> list[Result]: ...
+    async def handle_together(
+        self, batches: Sequence[tuple[Sequence[InboundRecord], PartitionClaim]]
+    ) -> list[list[Result]]: ...
 
 
 class Writer(Protocol):
@@ -131,10 +134,12 @@ class Committer:
                 self._consumer.seek(tp, records[0].offset)
             log.warning("Kafka writer not started, poll handed back", error=describe(error))
             return DecidedPoll(batches, {}, None, [BatchHandedBack(str(error))])
-        decisions = await asyncio.gather(
-            *(self._decide_partition(tp, records) for tp, records in batches.items()),
-            return_exceptions=True,
-        )
+        decisions = await self._decide_together(batches)
+        if decisions is None:
+            decisions = await asyncio.gather(
+                *(self._decide_partition(tp, records) for tp, records in batches.items()),
+                return_exceptions=True,
+            )
         errors = [d for d in decisions if isinstance(d, BaseException)]
         assignment = self._consumer.assignment()
         results = {
@@ -191,6 +196,42 @@ class Committer:
             await self._claims.replace_writer()
             return Committed(poll, False, [BatchHandedBack(str(error))])
         return Committed(poll, True, [])
+
+    async def _decide_together(
+        self, batches: Batches
+    ) -> list[list[Result] | BaseException | None] | None:
+        """A small poll of several partitions in one database transaction: at low rates a
+        poll's statements cost more than its records, and one transaction for six partitions
+        makes a sixth of them. What each partition's batch became (its results; None when
+        not this consumer's to decide; the error it was handed back with, given once), or
+        None when the poll is to be decided a partition at a time."""
+        limit = self._settings.consumer_poll_transaction_max_records
+        if len(batches) < 2 or sum(len(records) for records in batches.values()) > limit:
+            return None
+        claims = {
+            tp: self._claims.claim_for(tp, records[0].offset) for tp, records in batches.items()
+        }
+        held = [tp for tp, claim in claims.items() if claim is not None]
+        if not held:
+            return [None] * len(batches)
+        now = datetime.now(UTC)
+        together = [([inbound(r, now) for r in batches[tp]], claims[tp]) for tp in held]
+        try:
+            decided = await self._decider.handle_together(
+                [(records, claim) for records, claim in together if claim is not None]
+            )
+        except DecideSeparately as why:
+            log.info("Poll decided a partition at a time", why=str(why))
+            return None
+        except BaseException as error:
+            for tp in held:
+                self._consumer.seek(tp, batches[tp][0].offset)
+            if not isinstance(error, Exception):
+                raise
+            # One error for the poll, so it is reacted to once.
+            return [error if tp == held[0] else None for tp in batches]
+        mine = dict(zip(held, decided, strict=True))
+        return [mine.get(tp) for tp in batches]
 
     async def _decide_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]

@@ -6,6 +6,12 @@ from __future__ import annotations
 from ops.runtime.faults import describe, sqlstate
 
 
+class DecideSeparately(Exception):
+    """A poll's one transaction for all its partitions did not go through as a whole (a
+    partition lost, a conflict, one request's data); nothing of it was written, and each
+    partition is decided on its own instead, as a larger poll is."""
+
+
 class HandedBack(Exception):
     """The batch was not decided or not committed; it goes back to Kafka untouched."""
 

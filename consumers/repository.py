@@ -76,25 +76,31 @@ class Standing:
     paused: bool
 
 
-async def lock_standing(conn: Conn, claim: PartitionClaim) -> Standing:
-    """Read the partition's claim and the pause switch, and hold both (FOR SHARE) until the
-    transaction ends: one round trip.
+async def lock_standing(conn: Conn, claims: Sequence[PartitionClaim]) -> Standing:
+    """Read the partitions' claims and the pause switch, and hold them (FOR SHARE) until the
+    transaction ends: one round trip. `holds_claim` when every claim is still current.
 
-    A new claim of the partition waits for the batch in flight, and so does `store-publish
+    A new claim of a partition waits for the batch in flight, and so does `store-publish
     pause`, which updates the switch: once the pause has returned, no batch publishes
-    anything more.
+    anything more. The claims all share one group and topic (one consumer's).
     """
+    first = claims[0]
     row = await conn.fetchrow(
-        """SELECT (SELECT epoch FROM partition_owners
-                    WHERE consumer_group = $1 AND topic = $2 AND partition = $3
-                      FOR SHARE) AS epoch,
+        """SELECT (SELECT count(*) FROM (
+                      SELECT 1 FROM partition_owners AS o
+                        JOIN unnest($3::int[], $4::bigint[]) AS c(partition, epoch)
+                          ON o.partition = c.partition AND o.epoch = c.epoch
+                       WHERE o.consumer_group = $1 AND o.topic = $2
+                       ORDER BY o.partition FOR SHARE OF o) AS held) AS current,
                   (SELECT paused FROM publish_control WHERE id FOR SHARE) AS paused""",
-        claim.consumer_group,
-        claim.topic,
-        claim.partition,
+        first.consumer_group,
+        first.topic,
+        [claim.partition for claim in claims],
+        [claim.epoch for claim in claims],
     )
     assert row is not None
-    return Standing(holds_claim=row["epoch"] == claim.epoch, paused=bool(row["paused"]))
+    current = row["current"] == len(claims)
+    return Standing(holds_claim=current, paused=bool(row["paused"]))
 
 
 async def lock_stores(conn: Conn, store_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoreState]:

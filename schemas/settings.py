@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     topic_cleanup_policy: Literal["delete"] = "delete"
     consumer_group: str = "store-publish"
     consumer_max_batch: int = Field(default=5000, ge=1)
+    # A poll of at most this many records is decided in one database transaction for all its
+    # partitions rather than one each: at low rates a poll's statements, not its records,
+    # are what the database and the consumer spend (docs/bench.md). 0: always one each.
+    consumer_poll_transaction_max_records: int = Field(default=1000, ge=0)
     # A batch's Kafka transaction not committed within this is abandoned: the producer is
     # replaced (its initialisation aborts the transaction) and the batch read again.
     kafka_commit_timeout_ms: int = Field(default=30000, ge=100)

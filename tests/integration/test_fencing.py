@@ -34,8 +34,11 @@ async def test_each_claim_returns_the_id_it_replaced_and_raises_the_epoch(
         assert other.previous_transactional_id is None
         assert [first.claim.epoch, second.claim.epoch, third.claim.epoch] == [1, 2, 3]
         # A batch transaction holding the first or second claim no longer may write.
-        assert not (await repo.lock_standing(conn, second.claim)).holds_claim
-        assert (await repo.lock_standing(conn, third.claim)).holds_claim
+        assert not (await repo.lock_standing(conn, [second.claim])).holds_claim
+        assert (await repo.lock_standing(conn, [third.claim])).holds_claim
+        # A poll's one transaction holds its claims only while every one of them is current.
+        assert (await repo.lock_standing(conn, [third.claim, other.claim])).holds_claim
+        assert not (await repo.lock_standing(conn, [other.claim, second.claim])).holds_claim
     finally:
         await conn.close()
 

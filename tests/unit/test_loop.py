@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from consumers import loop as loop_module
 from consumers.commit import Committer
-from consumers.errors import DatabaseFault, DatabaseUnavailable
+from consumers.errors import DatabaseFault, DatabaseUnavailable, DecideSeparately
 from consumers.holding import Holding
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
@@ -153,16 +153,33 @@ class FakeDecider:
     """Decides every record (a refusal is the simplest pure outcome); raises the scripted
     errors first, one per call."""
 
-    def __init__(self, errors: Sequence[BaseException] = ()) -> None:
+    def __init__(
+        self,
+        errors: Sequence[BaseException] = (),
+        together_errors: Sequence[BaseException] = (),
+    ) -> None:
         self.errors = list(errors)
+        self.together_errors = list(together_errors)
         self.calls = 0
+        self.together_calls = 0
         self.times: list[float] = []
+
+    async def handle_together(
+        self, batches: Sequence[tuple[Sequence[InboundRecord], PartitionClaim]]
+    ) -> list[list[Result]]:
+        self.together_calls += 1
+        if self.together_errors:
+            raise self.together_errors.pop(0)
+        return [self._refused(records) for records, _ in batches]
 
     async def handle(self, records: Sequence[InboundRecord], claim: PartitionClaim) -> list[Result]:
         self.calls += 1
         self.times.append(time.monotonic())
         if self.errors:
             raise self.errors.pop(0)
+        return self._refused(records)
+
+    def _refused(self, records: Sequence[InboundRecord]) -> list[Result]:
         now = datetime.now(UTC)
         results = []
         for record in records:
@@ -233,6 +250,7 @@ def _rig(
     decider: FakeDecider | None = None,
     switch: Switch | None = None,
     probe: Probe | None = None,
+    together_max: int = 0,
 ) -> Rig:
     settings = Settings(
         _env_file=None,
@@ -241,6 +259,7 @@ def _rig(
         pause_poll_interval_ms=20,
         db_outage_max_backoff_ms=40,
         consumer_max_batch=max_batch,
+        consumer_poll_transaction_max_records=together_max,
     )
     kafka = FakeKafka(records)
     writer = writer or FakeWriter()
@@ -446,3 +465,47 @@ async def test_each_poll_times_its_decide_wait_and_commit_steps() -> None:
     assert rig.metric(step, step="wait") == polls
     assert rig.metric(step, step="commit") == len(rig.writer.commits)
     assert rig.metric("store_publish_consumer_poll_step_seconds_sum", step="decide") > 0
+
+
+def _each_committed_once(rig: Rig) -> None:
+    outcomes = rig.committed_outcomes()
+    assert len(outcomes) == 10
+    assert len({o.event_id for o in outcomes}) == 10
+    assert _committed(rig) == {TP0: 5, TP1: 5}
+
+
+async def test_a_small_poll_of_several_partitions_is_decided_in_one_transaction() -> None:
+    rig = _rig(together_max=10)
+    await _run_until(rig, _all_committed(rig))
+    _each_committed_once(rig)
+    assert rig.decider.together_calls == 1
+    assert rig.decider.calls == 0
+
+
+async def test_a_poll_over_the_limit_is_decided_a_partition_at_a_time() -> None:
+    rig = _rig(together_max=9)
+    await _run_until(rig, _all_committed(rig))
+    _each_committed_once(rig)
+    assert rig.decider.together_calls == 0
+    assert rig.decider.calls == 2
+
+
+async def test_a_poll_that_cannot_go_through_together_is_decided_a_partition_at_a_time() -> None:
+    rig = _rig(together_max=10, decider=FakeDecider(together_errors=[DecideSeparately("lost")]))
+    await _run_until(rig, _all_committed(rig))
+    # Nothing of the failed transaction was kept: each partition decided once, on its own.
+    _each_committed_once(rig)
+    assert rig.decider.together_calls == 1
+    assert rig.decider.calls == 2
+
+
+async def test_a_database_fault_in_the_one_transaction_hands_back_every_partition() -> None:
+    fault = DatabaseFault(asyncpg.exceptions.UndefinedColumnError("column does not exist"))
+    rig = _rig(together_max=10, decider=FakeDecider(together_errors=[fault, fault]))
+    await _run_until(rig, _all_committed(rig))
+    # Both partitions went back and waited; then each record was committed exactly once.
+    _each_committed_once(rig)
+    assert rig.decider.together_calls == 3
+    # Counted once per poll handed back, not once per partition.
+    assert rig.metric("store_publish_database_faults_total", sqlstate="42703") == 2
+    assert all(o.status is not Status.FAILED for o in rig.committed_outcomes())
