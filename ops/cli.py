@@ -75,6 +75,7 @@ def migrate() -> None:
 def consume() -> None:
     """Run the publish consumer until SIGTERM or SIGINT; then drain, commit and exit 0."""
     from consumers.app import run_consumer
+    from ops.runtime.collector import tune_for_batches
     from ops.runtime.logs import configure_logging
     from ops.runtime.signals import stop_on_signals
 
@@ -82,6 +83,7 @@ def consume() -> None:
     with operator_errors(quiet_kafka=False):
         settings = load_settings()
         configure_logging(settings.log_level)
+        tune_for_batches()
 
         async def run() -> None:
             await run_consumer(settings, stop=stop_on_signals())
