@@ -209,16 +209,17 @@ class Committer:
         if len(batches) < 2 or sum(len(records) for records in batches.values()) > limit:
             return None
         claims = {
-            tp: self._claims.claim_for(tp, records[0].offset) for tp, records in batches.items()
+            tp: claim
+            for tp, records in batches.items()
+            if (claim := self._claims.claim_for(tp, records[0].offset)) is not None
         }
-        held = [tp for tp, claim in claims.items() if claim is not None]
+        held = list(claims)
         if not held:
             return [None] * len(batches)
         now = datetime.now(UTC)
-        together = [([inbound(r, now) for r in batches[tp]], claims[tp]) for tp in held]
         try:
             decided = await self._decider.handle_together(
-                [(records, claim) for records, claim in together if claim is not None]
+                [([inbound(r, now) for r in batches[tp]], claims[tp]) for tp in held]
             )
         except DecideSeparately as why:
             log.info("Poll decided a partition at a time", why=str(why))

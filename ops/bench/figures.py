@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ops.bench.options import BenchOptions
-from ops.bench.probes import LagSample, PollSteps
+from ops.bench.poll_steps import PollSteps
+from ops.bench.probes import LagSample
 
 
 @dataclass

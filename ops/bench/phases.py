@@ -19,15 +19,14 @@ from ops.bench.load import (
     fast_producer,
     preload,
 )
+from ops.bench.poll_steps import PollSteps, poll_steps
 from ops.bench.probes import (
     Child,
     LagSampler,
     OutcomeFollower,
-    PollSteps,
     cpu_snapshot,
     cpu_used,
     free_port,
-    poll_steps,
     stream_counted,
     stream_group_settled,
     wait_until,

@@ -474,29 +474,30 @@ def _each_committed_once(rig: Rig) -> None:
     assert _committed(rig) == {TP0: 5, TP1: 5}
 
 
-async def test_a_small_poll_of_several_partitions_is_decided_in_one_transaction() -> None:
-    rig = _rig(together_max=10)
+@pytest.mark.parametrize(
+    ("together_max", "together_errors", "together_calls", "alone_calls"),
+    [
+        # Ten records, at most ten together: one transaction for both partitions.
+        (10, [], 1, 0),
+        # Over the limit: a transaction per partition, as for a large poll.
+        (9, [], 0, 2),
+        # The one transaction cannot go through: nothing of it is kept, and each partition
+        # is decided once, on its own.
+        (10, [DecideSeparately("lost")], 1, 2),
+    ],
+    ids=["together", "over-the-limit", "cannot-go-through-together"],
+)
+async def test_a_small_poll_is_decided_in_one_transaction_else_a_partition_at_a_time(
+    together_max: int,
+    together_errors: list[BaseException],
+    together_calls: int,
+    alone_calls: int,
+) -> None:
+    rig = _rig(together_max=together_max, decider=FakeDecider(together_errors=together_errors))
     await _run_until(rig, _all_committed(rig))
     _each_committed_once(rig)
-    assert rig.decider.together_calls == 1
-    assert rig.decider.calls == 0
-
-
-async def test_a_poll_over_the_limit_is_decided_a_partition_at_a_time() -> None:
-    rig = _rig(together_max=9)
-    await _run_until(rig, _all_committed(rig))
-    _each_committed_once(rig)
-    assert rig.decider.together_calls == 0
-    assert rig.decider.calls == 2
-
-
-async def test_a_poll_that_cannot_go_through_together_is_decided_a_partition_at_a_time() -> None:
-    rig = _rig(together_max=10, decider=FakeDecider(together_errors=[DecideSeparately("lost")]))
-    await _run_until(rig, _all_committed(rig))
-    # Nothing of the failed transaction was kept: each partition decided once, on its own.
-    _each_committed_once(rig)
-    assert rig.decider.together_calls == 1
-    assert rig.decider.calls == 2
+    assert rig.decider.together_calls == together_calls
+    assert rig.decider.calls == alone_calls
 
 
 async def test_a_database_fault_in_the_one_transaction_hands_back_every_partition() -> None:
