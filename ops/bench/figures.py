@@ -173,7 +173,7 @@ class PhaseFigures:
         }
 
 
-def _quantile(ordered: Sequence[float], q: float) -> float | None:
+def quantile(ordered: Sequence[float], q: float) -> float | None:
     """Nearest rank."""
     if not ordered:
         return None
@@ -202,10 +202,10 @@ class LatencyFigures:
         def quantiles(values: list[float]) -> dict[str, float | None]:
             ordered = sorted(values)
             return {
-                "p50": _quantile(ordered, 0.50),
-                "p95": _quantile(ordered, 0.95),
-                "p99": _quantile(ordered, 0.99),
-                "p999": _quantile(ordered, 0.999),
+                "p50": quantile(ordered, 0.50),
+                "p95": quantile(ordered, 0.95),
+                "p99": quantile(ordered, 0.99),
+                "p999": quantile(ordered, 0.999),
                 "max": round(float(ordered[-1]), 2) if ordered else None,
             }
 

@@ -16,6 +16,7 @@ import jwt
 from pydantic import SecretStr
 
 from ops.bench.context import PARTITIONS, Run
+from ops.bench.figures import quantile
 from ops.bench.load import copy_database
 from ops.bench.probes import Child, free_port, wait_until
 from ops.runtime.topics import create_topics
@@ -43,12 +44,6 @@ class GatewayFigures:
             f"{self.seconds:.1f} s = {self.rate:,.0f} requests/s; answer p50 {q['p50']} ms, "
             f"p99 {q['p99']} ms, max {q['max']} ms ({codes})"
         )
-
-
-def _quantile(ordered: list[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
 async def run_gateway_phase(run: Run, clients: int, requests: int) -> GatewayFigures:
@@ -120,8 +115,8 @@ async def run_gateway_phase(run: Run, clients: int, requests: int) -> GatewayFig
         seconds=round(seconds, 2),
         statuses=dict(statuses),
         answer_ms={
-            "p50": _quantile(ordered, 0.50),
-            "p99": _quantile(ordered, 0.99),
+            "p50": quantile(ordered, 0.50),
+            "p99": quantile(ordered, 0.99),
             "max": round(ordered[-1], 1) if ordered else None,
         },
     )

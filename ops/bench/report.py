@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops.bench.figures import LatencyFigures, PhaseFigures
+from ops.bench.floor import FloorFigures
 from ops.bench.options import BenchOptions
 
 TARGETS = {
@@ -36,6 +37,7 @@ class Report:
     baseline: PhaseFigures | None = None
     latency: LatencyFigures | None = None
     latency_phase: PhaseFigures | None = None
+    floor: FloorFigures | None = None
     load_before: tuple[float, float, float] | None = None
     load_after: tuple[float, float, float] | None = None
 
@@ -110,6 +112,7 @@ class Report:
             "latency_visible_ms": self.latency.visible_ms if self.latency else None,
             "latency_waiting_ms": self.latency.waiting_ms if self.latency else None,
             "latency_requests": self.latency.measured if self.latency else None,
+            "floor": self.floor.as_json() if self.floor else None,
             "stream_max_lag": self.stream_max_lag(),
             "load_average_before": self.load_before,
             "load_average_after": self.load_after,
@@ -143,6 +146,11 @@ class Report:
         for name, check in self.targets().items():
             met = {True: "met", False: "MISSED", None: "not measured"}[check["met"]]  # type: ignore[index]
             lines.append(f"  {name:<24} {check['value']!s:>10}  target {check['target']}: {met}")
+        if self.latency is not None and self.floor is not None:
+            lines.append(
+                f"  latency p99 {self.latency.record_ms['p99']} ms against the exactly-once "
+                f"floor's {self.floor.record_ms['p99']} ms at {self.floor.rate:,.0f}/s"
+            )
         if self.pipeline is not None:
             lines.append(f"  CPU seconds, pipeline phase: {self.pipeline.cpu_text()}")
         if self.latency_phase is not None:

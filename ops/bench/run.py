@@ -11,7 +11,9 @@ database, `bench_<run>_*`), all removed at the end:
   processes in one group and M stream workers in another, with the stream's lag over time;
 - baseline (`--baseline`): the same consumer with CONSUMER_MAX_BATCH=1, one transaction and
   one awaited Kafka transaction per request, on the first `baseline_requests` requests;
-- latency: requests offered at a fixed rate; outcome minus request record timestamps.
+- latency: requests offered at a fixed rate; outcome minus request record timestamps;
+- the exactly-once floor: the same rate through the consumer's Kafka path alone (a copier
+  with the consumer's transactional writer, no database, no validation).
 
 Each consumer phase starts with publishing paused (the pause switch) until every consumer
 holds its partitions, so group joins are not counted; throughput is the phase's outcome
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from pydantic import SecretStr
 
 from ops.bench.context import PARTITIONS, Run
+from ops.bench.floor import run_floor
 from ops.bench.gateway import run_gateway_phase
 from ops.bench.latency import run_latency
 from ops.bench.load import (
@@ -117,6 +120,9 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             steps = report.latency_phase.poll_steps
             if steps is not None:
                 say(f"  latency phase poll steps, mean ms: {steps.text()}")
+            say("exactly-once floor: the same rate through the consumer's Kafka path alone")
+            report.floor = await run_floor(run, rng)
+            say(report.floor.line())
         if options.gateway_clients > 0:
             say(f"gateway: {options.gateway_clients} HTTP clients, POST /api/store/publish")
             gateway = await run_gateway_phase(

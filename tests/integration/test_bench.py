@@ -98,5 +98,18 @@ async def test_bench_small_run_reports_every_figure_and_accounts_for_every_reque
         assert set(phases[name]["poll_step_mean_ms"]) == {"decide", "wait", "commit"}, name
         assert phases[name]["polls"] > 0, name
     assert any("latency phase poll steps" in line for line in said)
+    # The exactly-once floor copied every request offered at the same rate, and was timed.
+    floor = figures["floor"]
+    assert floor["rate"] == 200
+    assert floor["measured"] == 200 * 3
+    assert all(
+        isinstance(floor[kind][q], float)
+        for kind in ("record_ms", "visible_ms")
+        for q in ("p50", "p99")
+    )
+    assert floor["record_ms"]["p50"] <= floor["record_ms"]["p99"] <= floor["visible_ms"]["p99"]
+    assert floor["cpu_us_per_record"] > 0
+    assert any("against the exactly-once floor" in line for line in report.summary())
+    assert any("exactly-once floor at 200/s" in line for line in said)
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
     assert any("passthrough" in line for line in said)
