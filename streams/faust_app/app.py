@@ -16,7 +16,9 @@ called by `on_key_set` and `on_key_del` for the changelog partition of a write.
 from __future__ import annotations
 
 import ssl
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -78,6 +80,10 @@ class FaustRates:
             broker=broker_url(settings),
             broker_credentials=broker_credentials(settings),
             store="memory://",
+            # The tables live in memory, yet faust makes an empty data directory anyway, by
+            # default one per group in the working directory. One shared place, off the
+            # working directory: nothing is ever written there.
+            datadir=Path(tempfile.gettempdir()) / "store-publish-rates",
             web_enabled=False,
             autodiscover=False,
             topic_partitions=settings.topic_partitions,
