@@ -135,7 +135,7 @@ class Child(CliProcess):
             # A substring test first: the log holds a line per gated request. Client libraries
             # log transient broker errors (a leader moving on a new topic) at error level and
             # recover: they are counted and shown, and only an exit stops the run.
-            if b'"level": "error"' in raw:
+            if b'"level":"error"' in raw:
                 self.errors.append(raw[:500].decode(errors="replace"))
 
 

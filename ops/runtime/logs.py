@@ -6,9 +6,12 @@ request's processing, the bound `correlationId`.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
 
 SERVICE = "Store Publish"
@@ -19,6 +22,16 @@ def _add_service(
 ) -> structlog.types.EventDict:
     event_dict.setdefault("service", SERVICE)
     return event_dict
+
+
+def _dumps(event_dict: structlog.types.EventDict, **kw: Any) -> str:
+    # orjson takes a fifth of the standard library's time, and a gated or rejected request
+    # logs a line: at 5,000 requests/s that counts. What orjson refuses (an integer over 64
+    # bits, a key that is not a string) still gets its line, from the standard library.
+    try:
+        return orjson.dumps(event_dict, default=kw["default"]).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(event_dict, **kw)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -34,7 +47,7 @@ def configure_logging(level: str = "INFO") -> None:
             *shared,
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("message"),
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(_dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
@@ -47,7 +60,7 @@ def configure_logging(level: str = "INFO") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.EventRenamer("message"),
-                structlog.processors.JSONRenderer(),
+                structlog.processors.JSONRenderer(_dumps),
             ],
         )
     )
