@@ -130,8 +130,8 @@ async def run_consumer(
             # A poll should draw on every partition held, so that their transactions run
             # side by side: `getmany` drains one partition's fetched records before the next.
             # At 4 MiB one partition's fetch held more than a whole poll (5,000 records of
-            # 600 bytes), and most polls decided a single partition, their database round
-            # trips one after the other. 1 MiB is about 1,700 such records a partition.
+            # 470 bytes), and most polls decided a single partition, their database round
+            # trips one after the other. 1 MiB is about 2,200 such records a partition.
             max_partition_fetch_bytes=_PARTITION_FETCH_BYTES,
         )
         ownership = Ownership(settings, consumer, pool, stop)
