@@ -160,8 +160,6 @@ class BatchHandler:
             if failure is not None:
                 failures.append(failure)
         self._break_when_all_failed_alike(items, failures)
-        for result in results:
-            self._results.log_failed(result)
         return results
 
     def _break_when_all_failed_alike(

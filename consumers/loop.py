@@ -25,6 +25,7 @@ from consumers.commit import Batches, Committed, Committer, DecidedPoll, Seekabl
 from consumers.errors import BatchHandedBack, DatabaseFault, DatabaseUnavailable, PublishingPaused
 from consumers.holding import Holding, Pausable
 from consumers.metrics import ConsumerMetrics
+from consumers.results import log_committed
 from ops.runtime.faults import describe, is_unreachable
 from ops.runtime.waiting import sleep_or_stop, within
 from schemas.settings import Settings
@@ -174,6 +175,7 @@ class ConsumerLoop:
         if committed.ok:
             for results in committed.poll.results.values():
                 self._metrics.observe(results)
+                log_committed(results)
                 self.processed += len(results)
             if committed.poll.results and not committed.poll.errors:
                 self._holding.went_through()

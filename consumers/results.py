@@ -1,9 +1,10 @@
 """What each request of a batch produced: its outcome and, when the contract wants one, its
-dead letter; and the log lines the runbook reads (`Gating check blocked`, `Request
-rejected`, `Failed to publish store`). Pure but for the logging."""
+dead letter; and, once its outcome is committed, the log line the runbook reads (`Gating
+check blocked`, `Request rejected`, `Failed to publish store`). Pure but for that logging."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -53,14 +54,6 @@ class Results:
     def refused(self, record: InboundRecord, refusal: Refusal) -> Result:
         now = datetime.now(UTC)
         outcome = refused_outcome(record, refusal, now)
-        log.warning(
-            "Request rejected",
-            correlationId=outcome.correlation_id,
-            reason=refusal.reason.value,
-            error=refusal.error,
-            partition=record.partition,
-            offset=record.offset,
-        )
         return self._result(record, outcome, refusal.error)
 
     def _result(self, record: InboundRecord, outcome: PublishOutcome, error: str) -> Result:
@@ -88,21 +81,6 @@ class Results:
             now=now,
         )
         return self._result(item.record, outcome, error)
-
-    def log_failed(self, result: Result) -> None:
-        # Logged once the breaker has let the failures stand: a batch handed back failed
-        # nobody.
-        outcome = result.outcome
-        if outcome.status is not Status.FAILED or outcome.reason is None:
-            return
-        log.error(
-            "Failed to publish store",
-            correlationId=outcome.correlation_id,
-            reason=outcome.reason.value,
-            error=result.error,
-            attempts=outcome.attempts,
-            storeId=str(outcome.store_id),
-        )
 
     def of_decisions(
         self,
@@ -135,22 +113,48 @@ class Results:
         self, item: Authenticated, verdict: Verdict, attempts: int, now: datetime
     ) -> Result:
         outcome = verdict_outcome(item.record, item.request, verdict, attempts, now)
-        if verdict.status is Status.GATED:
+        error = f"{verdict.reason.value}" if verdict.reason else ""
+        return self._result(item.record, outcome, error)
+
+
+def log_committed(results: Sequence[Result]) -> None:
+    """The runbook's line of each outcome committed to Kafka, once per outcome record.
+
+    Written here, not where the outcome is decided: a batch handed back, a transaction
+    rolled back or a poll decided again after its Kafka commit failed would otherwise log
+    the same request twice, and the runbook counts these lines."""
+    for result in results:
+        outcome = result.outcome
+        if outcome.status is Status.GATED:
             log.info(
                 "Gating check blocked",
                 correlationId=outcome.correlation_id,
-                missingStep=verdict.missing_steps[0],
-                missingSteps=list(verdict.missing_steps),
-                userId=str(item.request.user_id),
-                storeId=str(item.request.store_id),
+                missingStep=outcome.missing_steps[0] if outcome.missing_steps else None,
+                missingSteps=outcome.missing_steps,
+                userId=_text(outcome.user_id),
+                storeId=_text(outcome.store_id),
             )
-        elif verdict.status is Status.REJECTED:
+        elif outcome.status is Status.REJECTED and outcome.reason is not None:
             log.warning(
                 "Request rejected",
                 correlationId=outcome.correlation_id,
-                reason=verdict.reason.value if verdict.reason else None,
-                userId=str(item.request.user_id),
-                storeId=str(item.request.store_id),
+                reason=outcome.reason.value,
+                error=result.error,
+                userId=_text(outcome.user_id),
+                storeId=_text(outcome.store_id),
+                partition=result.record.partition,
+                offset=result.record.offset,
             )
-        error = f"{verdict.reason.value}" if verdict.reason else ""
-        return self._result(item.record, outcome, error)
+        elif outcome.status is Status.FAILED and outcome.reason is not None:
+            log.error(
+                "Failed to publish store",
+                correlationId=outcome.correlation_id,
+                reason=outcome.reason.value,
+                error=result.error,
+                attempts=outcome.attempts,
+                storeId=_text(outcome.store_id),
+            )
+
+
+def _text(value: object | None) -> str | None:
+    return None if value is None else str(value)

@@ -117,3 +117,8 @@ async def test_an_interrupted_commit_with_the_next_poll_decided_loses_and_repeat
     print(books.table(f"commit {AT} interrupted ({mode}): {line}; {at_restart} decided after"))
     assert await decided(database_url) == sent
     assert books.problems() == []
+    if mode in seen:
+        # One process did it all: the runbook's gated line once per gated outcome committed,
+        # none for the polls handed back and redone.
+        gated_lines = log.read_text(errors="replace").count('"message":"Gating check blocked"')
+        assert gated_lines == books.statuses["gated"] > 0, (gated_lines, books.statuses)

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from consumers import loop as loop_module
 from consumers.commit import Committer
@@ -353,10 +354,21 @@ async def test_an_unreachable_database_is_probed_until_it_answers_then_carries_o
 
 async def test_a_failed_kafka_commit_hands_the_poll_back_and_it_is_committed_once_after() -> None:
     rig = _rig(writer=FakeWriter(failures=1))
-    await _run_until(rig, _all_committed(rig))
+    with capture_logs() as logs:
+        await _run_until(rig, _all_committed(rig))
     assert rig.writer.attempts == 2
     assert rig.claims.writers_replaced == 1
     assert len(rig.committed_outcomes()) == 10
+    # The runbook's line of each request once, for its committed outcome: none for the
+    # poll handed back.
+    rejected = [line for line in logs if line["event"] == "Request rejected"]
+    assert sorted((line["partition"], line["offset"]) for line in rejected) == [
+        (tp.partition, offset) for tp in (TP0, TP1) for offset in range(5)
+    ]
+    assert {line["reason"] for line in rejected} == {"invalid_payload"}
+    assert {line["correlationId"] for line in rejected} == {
+        o.correlation_id for o in rig.committed_outcomes()
+    }
 
 
 async def test_the_pause_switch_holds_every_partition_until_resumed() -> None:
