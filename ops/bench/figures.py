@@ -180,6 +180,18 @@ def quantile(ordered: Sequence[float], q: float) -> float | None:
     return round(float(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]), 2)
 
 
+def latency_quantiles(values: Sequence[float]) -> dict[str, float | None]:
+    """p50, p95, p99, p99.9 and the maximum of latencies in ms."""
+    ordered = sorted(values)
+    return {
+        "p50": quantile(ordered, 0.50),
+        "p95": quantile(ordered, 0.95),
+        "p99": quantile(ordered, 0.99),
+        "p999": quantile(ordered, 0.999),
+        "max": round(float(ordered[-1]), 2) if ordered else None,
+    }
+
+
 @dataclass(frozen=True)
 class LatencyFigures:
     rate: float
@@ -199,23 +211,13 @@ class LatencyFigures:
         waiting_ms: list[float],
         options: BenchOptions,
     ) -> LatencyFigures:
-        def quantiles(values: list[float]) -> dict[str, float | None]:
-            ordered = sorted(values)
-            return {
-                "p50": quantile(ordered, 0.50),
-                "p95": quantile(ordered, 0.95),
-                "p99": quantile(ordered, 0.99),
-                "p999": quantile(ordered, 0.999),
-                "max": round(float(ordered[-1]), 2) if ordered else None,
-            }
-
         return cls(
             options.rate,
             options.latency_seconds,
             len(record_ms),
-            quantiles(record_ms),
-            quantiles(visible_ms),
-            quantiles(waiting_ms),
+            latency_quantiles(record_ms),
+            latency_quantiles(visible_ms),
+            latency_quantiles(waiting_ms),
         )
 
     def line(self) -> str:
