@@ -12,17 +12,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from ops.bench.cpu import CpuSources, broker_pid, cpu_seconds
 from ops.bench.load import (
     BENCH_STEPS,
 )
 from ops.bench.options import BenchOptions
-from ops.bench.probes import (
-    Child,
-    CpuSources,
-    broker_pid,
-    cpu_seconds,
-    free_port,
-)
+from ops.bench.probes import Child, free_port
 from ops.dev.seed import Population
 from schemas.settings import Settings
 

@@ -27,9 +27,10 @@ from aiokafka import AIOKafkaConsumer
 from consumers.kafka_io import TransactionalWriter
 from consumers.outcomes import OutboundRecord
 from ops.bench.context import PARTITIONS, Run
+from ops.bench.cpu import cpu_seconds
 from ops.bench.figures import quantile
 from ops.bench.latency import paced_feed
-from ops.bench.probes import cpu_seconds, wait_until
+from ops.bench.probes import wait_until
 from ops.oncall.topic_reader import following
 from ops.runtime.signals import stop_on_signals
 from ops.runtime.topics import create_topics

@@ -11,6 +11,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from ops.bench.context import PARTITIONS, Run
+from ops.bench.cpu import cpu_snapshot, cpu_used
 from ops.bench.figures import PhaseFigures
 from ops.bench.load import (
     Request,
@@ -24,8 +25,6 @@ from ops.bench.probes import (
     Child,
     LagSampler,
     OutcomeFollower,
-    cpu_snapshot,
-    cpu_used,
     free_port,
     stream_counted,
     stream_group_settled,

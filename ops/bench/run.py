@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pydantic import SecretStr
 
 from ops.bench.context import PARTITIONS, Run
+from ops.bench.cpu import postmaster_pid
 from ops.bench.floor import run_floor
 from ops.bench.gateway import run_gateway_phase
 from ops.bench.latency import run_latency
@@ -50,7 +51,6 @@ from ops.bench.phases import (
     run_stream_alone,
     timed,
 )
-from ops.bench.probes import postmaster_pid
 from ops.bench.report import Report
 from ops.runtime.topics import create_topics
 from schemas.settings import Settings

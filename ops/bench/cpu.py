@@ -1,0 +1,76 @@
+"""CPU seconds per process, from /proc (utime + stime; PostgreSQL adds its backends and the
+time of those it has reaped), so each figure is the process's own, whatever else shares
+the machine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import asyncpg
+
+_TICK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after its last ")".
+    return text.rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float | None:
+    """utime + stime of `pid`; with its live children and its reaped ones when asked."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                child = _stat(int(entry.name))
+                if child is not None and child[1] == str(pid):
+                    ticks += int(child[11]) + int(child[12])
+    return ticks / _TICK
+
+
+def broker_pid() -> int | None:
+    """The broker that `ops/dev/services` started, when there is one on this machine."""
+    try:
+        pid = int((ROOT / ".cache" / "kafka.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _stat(pid) is not None else None
+
+
+async def postmaster_pid(dsn: str) -> int | None:
+    """PostgreSQL's postmaster: the parent of this connection's backend, when it is local."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Read while the backend lives: it exits with the connection.
+        fields = _stat(int(await conn.fetchval("SELECT pg_backend_pid()")))
+    finally:
+        await conn.close()
+    return int(fields[1]) if fields is not None else None
+
+
+CpuSources = Mapping[str, Callable[[], float | None]]
+
+
+def cpu_snapshot(sources: CpuSources) -> dict[str, float | None]:
+    return {name: read() for name, read in sources.items()}
+
+
+def cpu_used(
+    before: Mapping[str, float | None], after: Mapping[str, float | None]
+) -> dict[str, float | None]:
+    used: dict[str, float | None] = {}
+    for name, start in before.items():
+        end = after.get(name)
+        used[name] = round(end - start, 2) if start is not None and end is not None else None
+    return used
