@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from consumers.batch import BatchHandler
 from consumers.commit import Committer
 from consumers.holding import Holding, ProbeDatabase
+from consumers.kafka_io import requests_reader
 from consumers.ledger import ledger_maintenance
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
@@ -32,9 +33,6 @@ log = structlog.get_logger("consumers.app")
 # Stopping the Kafka clients leaves the group and ends the producer; a broker that went
 # away must not hold the process past this.
 _CLIENT_STOP_TIMEOUT_S = 3.0
-
-# aiokafka's own default; why it is not more: where the consumer is made.
-_PARTITION_FETCH_BYTES = 1024 * 1024
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -121,19 +119,7 @@ async def run_consumer(
                 pool, settings, metrics.ledger_partitions_created, metrics.ledger_partitions_dropped
             )
         )
-        consumer = AIOKafkaConsumer(
-            **settings.kafka_client_options(),
-            group_id=settings.consumer_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            # A poll should draw on every partition held, so that their transactions run
-            # side by side: `getmany` drains one partition's fetched records before the next.
-            # At 4 MiB one partition's fetch held more than a whole poll (5,000 records of
-            # 470 bytes), and most polls decided a single partition, their database round
-            # trips one after the other. 1 MiB is about 2,200 such records a partition.
-            max_partition_fetch_bytes=_PARTITION_FETCH_BYTES,
-        )
+        consumer = requests_reader(settings)
         ownership = Ownership(settings, consumer, pool, stop)
         reporter = StateReporter(pool, ownership.owner, settings.consumer_group)
         await stack.enter_async_context(reporter.running())

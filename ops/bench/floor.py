@@ -1,12 +1,12 @@
 """The exactly-once floor: the consumer's Kafka path alone, with nothing to decide.
 
-A child process reads the latency phase's kind of requests (read_committed, as the consumer
-does) and copies each poll to another topic with the consumer's own writer
-(`TransactionalWriter`: the same producer settings, placement, and offsets in the
-transaction), one poll at a time, without validation and without the database. What it
-measures at `--rate` is the latency no exactly-once consumer built on this client can beat
-on this machine: the latency target is read against it, as throughput is read against the
-passthrough.
+A child process reads the latency phase's kind of requests with the consumer's own reader
+(`requests_reader`: read_committed, the same fetch sizes) and copies each poll to another
+topic with the consumer's own writer (`TransactionalWriter`: the same producer settings,
+placement, and offsets in the transaction), one poll at a time, without validation and
+without the database. What it measures at `--rate` is the latency no exactly-once consumer
+built on this client can beat on this machine: the latency target is read against it, as
+throughput is read against the passthrough.
 
 It runs with the machine to itself (no stream, no PostgreSQL work), so it is a floor, not
 the consumer's share of the latency phase.
@@ -22,13 +22,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
-
-from consumers.kafka_io import TransactionalWriter
+from consumers.kafka_io import TransactionalWriter, requests_reader
 from consumers.outcomes import OutboundRecord
 from ops.bench.context import PARTITIONS, Run
 from ops.bench.cpu import cpu_seconds
-from ops.bench.figures import quantile
+from ops.bench.figures import latency_quantiles
 from ops.bench.latency import paced_feed
 from ops.bench.probes import wait_until
 from ops.oncall.topic_reader import following
@@ -73,15 +71,8 @@ class FloorFigures:
 
 async def copy_in_transactions(settings: Settings, stop: asyncio.Event) -> None:
     """From `topic_requests` to `topic_outcomes`, a Kafka transaction per poll, until `stop`."""
-    consumer = AIOKafkaConsumer(
-        settings.topic_requests,
-        **settings.kafka_client_options(),
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    consumer = requests_reader(settings)
+    consumer.subscribe([settings.topic_requests])
     writer = TransactionalWriter(settings, f"{settings.consumer_group}-{uuid.uuid4().hex[:8]}")
     await consumer.start()
     await writer.start()
@@ -111,11 +102,6 @@ async def copy_in_transactions(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         await writer.stop()
         await consumer.stop()
-
-
-def _quantiles(values: list[float]) -> dict[str, float | None]:
-    ordered = sorted(values)
-    return {name: quantile(ordered, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
 
 
 async def run_floor(run: Run, rng: random.Random) -> FloorFigures:
@@ -173,8 +159,8 @@ async def run_floor(run: Run, rng: random.Random) -> FloorFigures:
     return FloorFigures(
         options.rate,
         len(measured),
-        _quantiles([r for _, r, _ in measured]),
-        _quantiles([v for _, _, v in measured]),
+        latency_quantiles([r for _, r, _ in measured]),
+        latency_quantiles([v for _, _, v in measured]),
         round(cpu, 1) if cpu is not None else None,
     )
 
