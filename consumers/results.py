@@ -4,6 +4,7 @@ check blocked`, `Request rejected`, `Failed to publish store`). Pure but for tha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -125,35 +126,33 @@ def log_committed(results: Sequence[Result]) -> None:
     the same request twice, and the runbook counts these lines."""
     for result in results:
         outcome = result.outcome
+        line = _LINES.get(outcome.status)
+        if line is None:
+            continue
+        level, message = line
+        fields: dict[str, object] = {
+            "correlationId": outcome.correlation_id,
+            "userId": _text(outcome.user_id),
+            "storeId": _text(outcome.store_id),
+        }
         if outcome.status is Status.GATED:
-            log.info(
-                "Gating check blocked",
-                correlationId=outcome.correlation_id,
-                missingStep=outcome.missing_steps[0] if outcome.missing_steps else None,
-                missingSteps=outcome.missing_steps,
-                userId=_text(outcome.user_id),
-                storeId=_text(outcome.store_id),
-            )
-        elif outcome.status is Status.REJECTED and outcome.reason is not None:
-            log.warning(
-                "Request rejected",
-                correlationId=outcome.correlation_id,
-                reason=outcome.reason.value,
-                error=result.error,
-                userId=_text(outcome.user_id),
-                storeId=_text(outcome.store_id),
-                partition=result.record.partition,
-                offset=result.record.offset,
-            )
-        elif outcome.status is Status.FAILED and outcome.reason is not None:
-            log.error(
-                "Failed to publish store",
-                correlationId=outcome.correlation_id,
-                reason=outcome.reason.value,
-                error=result.error,
-                attempts=outcome.attempts,
-                storeId=_text(outcome.store_id),
-            )
+            fields["missingStep"] = outcome.missing_steps[0] if outcome.missing_steps else None
+            fields["missingSteps"] = outcome.missing_steps
+        else:
+            fields["reason"] = outcome.reason.value if outcome.reason else None
+            fields["error"] = result.error
+            fields["attempts"] = outcome.attempts
+            fields["partition"] = result.record.partition
+            fields["offset"] = result.record.offset
+        log.log(level, message, **fields)
+
+
+# The outcomes with a line of their own, at the level the runbook reads them.
+_LINES = {
+    Status.GATED: (logging.INFO, "Gating check blocked"),
+    Status.REJECTED: (logging.WARNING, "Request rejected"),
+    Status.FAILED: (logging.ERROR, "Failed to publish store"),
+}
 
 
 def _text(value: object | None) -> str | None:
