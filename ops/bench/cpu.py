@@ -11,7 +11,8 @@ from pathlib import Path
 import asyncpg
 
 _TICK = os.sysconf("SC_CLK_TCK")
-ROOT = Path(__file__).resolve().parent.parent
+# The checkout: ops/dev/services keeps its state in .cache there unless told otherwise.
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -39,10 +40,16 @@ def cpu_seconds(pid: int, *, with_children: bool = False) -> float | None:
     return ticks / _TICK
 
 
+def services_cache() -> Path:
+    """Where `ops/dev/services` keeps its pid files: the same choice as the script's."""
+    chosen = os.environ.get("CACHE") or os.environ.get("SERVICES_HOME")
+    return Path(chosen) if chosen else _CHECKOUT / ".cache"
+
+
 def broker_pid() -> int | None:
     """The broker that `ops/dev/services` started, when there is one on this machine."""
     try:
-        pid = int((ROOT / ".cache" / "kafka.pid").read_text().strip())
+        pid = int((services_cache() / "kafka.pid").read_text().strip())
     except (OSError, ValueError):
         return None
     return pid if _stat(pid) is not None else None
