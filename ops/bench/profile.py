@@ -84,7 +84,7 @@ _SCAFFOLDING = (
     "run_forever (asyncio/base_events.py)",
     "run_until_complete (asyncio/base_events.py)",
     "_run_once (asyncio/base_events.py)",
-    "ops/cli.py",
+    "ops/cli/",
     "(store-publish)",
 )
 

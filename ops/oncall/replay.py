@@ -19,13 +19,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from ops.command_errors import (
-    KAFKA_TIMEOUT_MS,
-    OperatorError,
-    unreachable_kafka,
-    with_kafka_deadline,
-)
+from ops.errors import OperatorError, unreachable_kafka
 from ops.oncall.dead_letters import DeadLetter, Filters, latest_by_request
+from ops.probes import KAFKA_TIMEOUT_MS, with_kafka_deadline
 from schemas.dead_letter import REPLAY_COUNT_HEADER, original_headers
 from schemas.events import Reason
 from schemas.settings import Settings

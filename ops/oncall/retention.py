@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import TopicPartition
 
-from ops.command_errors import KAFKA_TIMEOUT_MS, with_kafka_deadline
+from ops.probes import KAFKA_TIMEOUT_MS, with_kafka_deadline
 from schemas.settings import Settings
 
 # Warned about once half the retention is gone: days left, on the default of 7, to resume.

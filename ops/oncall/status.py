@@ -15,10 +15,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
-from ops.command_errors import KAFKA_TIMEOUT_MS, with_kafka_deadline
-from ops.oncall.exit_codes import in_database
 from ops.oncall.retention import RetentionWarning, waiting_warnings
 from ops.oncall.topic_reader import partition_offsets, read_snapshot
+from ops.probes import KAFKA_TIMEOUT_MS, in_database, with_kafka_deadline
 from ops.runtime.pause_switch import ControlState, read_control
 from schemas.events import Alert, AlertState, Status
 from schemas.settings import Settings

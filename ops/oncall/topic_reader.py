@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from ops.command_errors import KAFKA_TIMEOUT_MS, ExitCode, OperatorError, with_kafka_deadline
-from ops.oncall.exit_codes import missing_topic
+from ops.errors import ExitCode, OperatorError, missing_topic
+from ops.probes import KAFKA_TIMEOUT_MS, with_kafka_deadline
 from schemas.settings import Settings
 
 # Reading stops with an error when no partition has advanced for this long.

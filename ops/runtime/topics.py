@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from ops.command_errors import ExitCode, OperatorError
+from ops.runtime.errors import PartitionCountMismatch
 from schemas.settings import Settings
 
 # DescribeConfigs' config_source for a value set on the topic itself.
@@ -156,8 +156,8 @@ async def _topic_overrides(
 
 
 async def reconcile_topics(settings: Settings) -> TopicReport:
-    """The contract's topics exist with their configuration; an OperatorError
-    (BAD_ARGUMENTS) if one has a partition count other than `TOPIC_PARTITIONS`."""
+    """The contract's topics exist with their configuration; PartitionCountMismatch if one
+    has a partition count other than `TOPIC_PARTITIONS`."""
     wanted = topic_configs(settings)
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
@@ -168,12 +168,7 @@ async def reconcile_topics(settings: Settings) -> TopicReport:
         for name in present:
             count = layout[name][0]
             if count != settings.topic_partitions:
-                raise OperatorError(
-                    f"topic {name!r} has {count} partitions but TOPIC_PARTITIONS is "
-                    f"{settings.topic_partitions}: set TOPIC_PARTITIONS={count} (migrate never "
-                    "changes a partition count: it moves stores to other partitions)",
-                    ExitCode.BAD_ARGUMENTS,
-                )
+                raise PartitionCountMismatch(name, count, settings.topic_partitions)
         notes = [
             f"topics: {name} has {layout[name][1]} replica(s), TOPIC_REPLICATION_FACTOR is "
             f"{settings.topic_replication_factor}: not changed (a partition reassignment does it)"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.command_errors import ExitCode
+from ops.errors import ExitCode
 
 pytestmark = pytest.mark.integration
 

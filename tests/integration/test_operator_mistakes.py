@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from ops.bench.load import database_url as database_named
-from ops.oncall.exit_codes import ExitCode
+from ops.errors import ExitCode
 from schemas.events import Reason
 from schemas.settings import Settings
 from tests.helpers.dlq import Letter, Ran, cli, produce_dead_letters

@@ -16,8 +16,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ops.command_errors import ExitCode, OperatorError
+from ops.errors import ExitCode
 from ops.oncall.retention import WARN_SHARE, retention_warnings
+from ops.runtime.errors import PartitionCountMismatch
 from ops.runtime.topics import contract_topics, reconcile_topics
 from schemas.settings import Settings
 from tests.fixtures.settings import MakeSettings
@@ -135,7 +136,7 @@ async def test_migrate_refuses_a_partition_count_other_than_the_configured_one(
         "set TOPIC_PARTITIONS=2 (migrate never changes a partition count: it moves stores to "
         "other partitions)"
     ]
-    with pytest.raises(OperatorError):
+    with pytest.raises(PartitionCountMismatch):
         await reconcile_topics(settings)
     # Refused before anything was touched: the other three were not created.
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ops.cli.switch import operator_name
 from ops.oncall.dead_letters import DeadLetter, Filters, latest_by_request, parse_moment, select
 from ops.oncall.render import decoded_value, safe
 from ops.oncall.replay import ReplayVerdict, plan_replay, replay_headers
 from ops.oncall.stats import dead_letter_stats
 from ops.oncall.status import consumer_lag
-from ops.oncall.switch_commands import operator_name
 from ops.oncall.topic_reader import RawRecord
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason

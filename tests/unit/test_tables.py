@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
+from ops.cli.switch import print_status
 from ops.oncall.dead_letters import DeadLetter
 from ops.oncall.fit import Column, Fitted, fit_table, show, unique_prefix_length
 from ops.oncall.render import history_table, print_record, records_table, stats_tables
@@ -22,7 +23,6 @@ from ops.oncall.status import (
     PipelineStatus,
     RecentOutcomes,
 )
-from ops.oncall.switch_commands import print_status
 from ops.oncall.topic_reader import RawRecord
 from ops.runtime.pause_switch import ControlState
 from schemas.dead_letter import DeadLetterHeaders

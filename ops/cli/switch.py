@@ -1,7 +1,7 @@
 """`store-publish pause | resume | status`: the partial rollback switch and the pipeline's state.
 
-Pausing flips the one row of `publish_control` (ops/control.py) that the consumer obeys:
-requests wait in Kafka, nothing is published or lost, and `resume` processes all of them.
+Pausing flips the one row of `publish_control` (ops/runtime/pause_switch.py) that the consumer
+obeys: requests wait in Kafka, nothing is published or lost, and `resume` processes all of them.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ops.command_errors import operator_errors
-from ops.oncall.exit_codes import in_database
+from ops.cli.edge import operator_errors
 from ops.oncall.fit import Column, cut, fit_table, one_line, show
 from ops.oncall.render import json_line, moment, safe
 from ops.oncall.status import PipelineStatus, pipeline_status
+from ops.probes import in_database
 from ops.runtime.pause_switch import ControlState, read_control, set_paused
 from schemas.events import Status
 from schemas.settings import Settings
@@ -151,6 +151,8 @@ def print_status(console: Console, found: PipelineStatus, *, wide: bool = False)
     # Wrapped, never cut: the advice at its end is the point of the line.
     for warning in found.retention:
         console.print(Text(warning.describe(), style="bold red"))
+    for durability in found.durability:
+        console.print(Text(durability.describe(), style="bold red"))
     for consumer in found.consumers:
         line = Text(cut(one_line(consumer.describe()), width) if not wide else consumer.describe())
         console.print(line, style="bold red" if consumer.held_back else "")

@@ -2,7 +2,7 @@
 
 Each command parses its flags, calls one function, prints: a table that fits the terminal
 (`--wide` for whole ids and every column) or, with `--json`, JSON. Exit codes:
-ops/command_errors.py.
+ops/errors.py.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ops.command_errors import operator_errors
+from ops.cli.edge import operator_errors
+from ops.cli.prompts import confirm_replay, replay_progress
+from ops.cli.switch import operator_name
 from ops.oncall.dead_letters import DeadLetter, Filters, select
-from ops.oncall.exit_codes import in_database
 from ops.oncall.fit import show as show_table
 from ops.oncall.options import (
     CorrelationOption,
@@ -30,7 +31,6 @@ from ops.oncall.options import (
     WideOption,
     filters_of,
 )
-from ops.oncall.prompts import confirm_replay, replay_progress
 from ops.oncall.render import (
     history_json,
     history_table,
@@ -52,8 +52,8 @@ from ops.oncall.replay import (
     send_replays,
 )
 from ops.oncall.stats import dead_letter_stats
-from ops.oncall.switch_commands import operator_name
 from ops.oncall.topic_reader import read_at, read_snapshot, require_topic
+from ops.probes import in_database
 from schemas.settings import Settings
 
 dlq_app = typer.Typer(

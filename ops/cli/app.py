@@ -1,6 +1,6 @@
 """`store-publish`: the one command. Each subcommand parses its arguments and calls one function.
 
-Every subcommand runs inside `operator_errors()` (ops/command_errors.py): a bad setting, a
+Every subcommand runs inside `operator_errors()` (ops/cli/edge.py): a bad setting, a
 service that does not answer or a file that cannot be read is one line on stderr and a stable
 exit code, never a traceback.
 """
@@ -14,16 +14,11 @@ from typing import Annotated, TextIO
 
 import typer
 
-from ops.command_errors import (
-    ExitCode,
-    OperatorError,
-    operator_errors,
-    reach_kafka,
-    reach_services,
-    with_kafka_deadline,
-)
-from ops.oncall.dlq_commands import dlq_app
-from ops.oncall.switch_commands import pause, resume, status
+from ops.cli.dlq import dlq_app
+from ops.cli.edge import operator_errors
+from ops.cli.switch import pause, resume, status
+from ops.errors import ExitCode, OperatorError
+from ops.probes import reach_kafka, reach_services, with_kafka_deadline
 from schemas.settings import Settings
 
 app = typer.Typer(

@@ -6,7 +6,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from ops.command_errors import ExitCode, fail
+from ops.cli.edge import fail
+from ops.errors import ExitCode
 
 # A progress bar from this many records on, and only on a terminal.
 _PROGRESS_FROM = 50
