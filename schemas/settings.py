@@ -18,6 +18,14 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+def default_min_insync_replicas(replication_factor: int) -> int:
+    """`min.insync.replicas` when TOPIC_MIN_INSYNC_REPLICAS is unset: one less than the
+    replicas, at most 2 and at least 1. Three brokers get 2: an acknowledged write is on two
+    of them, so losing one loses nothing and leaves two to accept writes. One or two
+    replicas get 1, since 2 of 2 would refuse every write while one broker is down."""
+    return min(2, max(1, replication_factor - 1))
+
+
 class Settings(BaseSettings):
     """Configuration from the environment (and an optional `.env` file)."""
 
@@ -67,8 +75,10 @@ class Settings(BaseSettings):
     topic_dlq_retention_ms: int = Field(default=-1, ge=-1)
     topic_alerts_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=-1)
     # With acks=all a write (and a transaction marker) waits for this many in-sync replicas;
-    # 2 of 3 lets one broker be lost without losing an acknowledged write.
-    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    # 2 of 3 lets one broker be lost without losing an acknowledged write. Unset, it follows
+    # the replication factor (`default_min_insync_replicas`): the durable choice on a cluster
+    # need not be remembered, and a single broker still accepts writes.
+    topic_min_insync_replicas: int | None = Field(default=None, ge=1)
     # Compaction would keep one record per key: a store's earlier requests, outcomes and dead
     # letters would vanish. Set explicitly so that a cluster whose default is compact cannot
     # apply it; delete is the only policy the contract's topics can live with.
@@ -179,10 +189,18 @@ class Settings(BaseSettings):
             raise ValueError("EVENT_SIGNING_SECRET is set but empty; unset it or give a secret")
         return value
 
+    @property
+    def min_insync_replicas(self) -> int:
+        """The `min.insync.replicas` the contract's topics get: the setting, or the default
+        for the replication factor."""
+        if self.topic_min_insync_replicas is not None:
+            return self.topic_min_insync_replicas
+        return default_min_insync_replicas(self.topic_replication_factor)
+
     @model_validator(mode="after")
     def _insync_replicas_can_be_met(self) -> Settings:
         # More in-sync replicas required than replicas exist would refuse every write.
-        if self.topic_min_insync_replicas > self.topic_replication_factor:
+        if self.min_insync_replicas > self.topic_replication_factor:
             raise ValueError(
                 f"TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) exceeds "
                 f"TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write could "

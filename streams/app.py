@@ -79,7 +79,7 @@ async def _prepare(settings: Settings, partials_topic: str) -> None:
         configs={
             partials_topic: {
                 "retention.ms": str(settings.topic_outcomes_retention_ms),
-                "min.insync.replicas": str(settings.topic_min_insync_replicas),
+                "min.insync.replicas": str(settings.min_insync_replicas),
                 "cleanup.policy": "delete",
             }
         },

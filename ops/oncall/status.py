@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
+from ops.oncall.durability import DurabilityWarning, durability_warnings, read_layout
 from ops.oncall.retention import RetentionWarning, waiting_warnings
 from ops.oncall.topic_reader import partition_offsets, read_snapshot
 from ops.probes import KAFKA_TIMEOUT_MS, in_database, with_kafka_deadline
@@ -125,6 +126,9 @@ class PipelineStatus:
     consumers: list[ConsumerState]
     # Partitions whose oldest waiting request nears the requests topic's retention.
     retention: list[RetentionWarning] = field(default_factory=list)
+    # Contract topics that would lose acknowledged writes, or refuse writes, with one broker
+    # down (never on a single-broker cluster: see ops/oncall/durability.py).
+    durability: list[DurabilityWarning] = field(default_factory=list)
 
     @property
     def total_lag(self) -> int:
@@ -155,6 +159,9 @@ class PipelineStatus:
             ],
             "retention_warnings": [
                 {**asdict(item), "message": item.describe()} for item in self.retention
+            ],
+            "durability_warnings": [
+                {**asdict(item), "message": item.describe()} for item in self.durability
             ],
         }
 
@@ -190,6 +197,25 @@ async def group_lag(settings: Settings) -> list[PartitionLag]:
         await admin.close()
     committed = {tp.partition: int(meta.offset) for tp, meta in found.items()}
     return consumer_lag(offsets, committed)
+
+
+async def topic_durability(settings: Settings) -> list[DurabilityWarning]:
+    servers = settings.kafka_bootstrap_servers
+    admin = AIOKafkaAdminClient(
+        **settings.kafka_client_options(), request_timeout_ms=KAFKA_TIMEOUT_MS
+    )
+    try:
+        await with_kafka_deadline(servers, admin.start())
+        topics = [
+            settings.topic_requests,
+            settings.topic_outcomes,
+            settings.topic_dlq,
+            settings.topic_alerts,
+        ]
+        layout, brokers = await with_kafka_deadline(servers, read_layout(admin, topics))
+    finally:
+        await admin.close()
+    return durability_warnings(layout, brokers)
 
 
 async def recent_outcomes(conn: asyncpg.Connection, minutes: float) -> RecentOutcomes:
@@ -257,4 +283,5 @@ async def pipeline_status(
         firing=firing_alerts(history),
         consumers=consumers,
         retention=retention,
+        durability=await topic_durability(settings),
     )

@@ -41,7 +41,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     def config(retention_ms: int) -> dict[str, str]:
         return {
             "retention.ms": str(retention_ms),
-            "min.insync.replicas": str(settings.topic_min_insync_replicas),
+            "min.insync.replicas": str(settings.min_insync_replicas),
             "cleanup.policy": settings.topic_cleanup_policy,
         }
 

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
-from schemas.settings import Settings
+from schemas.settings import Settings, default_min_insync_replicas
 
 SECRET = "hmac-key-do-not-print"
 PASSWORD = "sasl-pw-do-not-print"
@@ -254,4 +256,34 @@ def test_a_signing_secret_set_but_empty_is_refused_so_authentication_is_never_of
 ) -> None:
     monkeypatch.setenv("EVENT_SIGNING_SECRET", raw)
     with pytest.raises(ValidationError, match="set but empty"):
+        load()
+
+
+@pytest.mark.parametrize(("replicas", "min_isr"), [(1, 1), (2, 1), (3, 2), (5, 2)])
+def test_min_insync_replicas_follows_the_replication_factor_when_unset(
+    monkeypatch: pytest.MonkeyPatch, replicas: int, min_isr: int
+) -> None:
+    monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", str(replicas))
+    assert load().min_insync_replicas == min_isr
+
+
+@given(st.integers(min_value=1, max_value=1000))
+def test_the_default_min_insync_replicas_can_always_be_met(replicas: int) -> None:
+    min_isr = default_min_insync_replicas(replicas)
+    assert 1 <= min_isr <= replicas
+    # Three replicas or more: an acknowledged write outlives any one broker, and the other
+    # brokers still take writes while it is down.
+    if replicas >= 3:
+        assert min_isr >= 2
+        assert replicas - 1 >= min_isr
+
+
+def test_an_explicit_min_insync_replicas_wins_over_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("TOPIC_MIN_INSYNC_REPLICAS", "3")
+    assert load().min_insync_replicas == 3
+    monkeypatch.setenv("TOPIC_MIN_INSYNC_REPLICAS", "4")
+    with pytest.raises(ValidationError, match="exceeds"):
         load()
