@@ -21,7 +21,7 @@ from consumers.kafka_io import requests_reader
 from consumers.ledger import ledger_maintenance
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
-from consumers.ownership import Ownership
+from consumers.partition_claims import PartitionClaims
 from consumers.state_report import StateReporter
 from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import read_control
@@ -39,22 +39,24 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Partitions change hands only between polls; new ones start held back when the
     consumer is holding back."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, ownership: Ownership, holding: Holding) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, claims: PartitionClaims, holding: Holding
+    ) -> None:
         self._consumer = consumer
-        self._ownership = ownership
+        self._claims = claims
         self._holding = holding
         self.loop: ConsumerLoop | None = None
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         assert self.loop is not None
         async with self.loop.between_polls():
-            await self._ownership.give_up(revoked)
+            await self._claims.give_up(revoked)
         log.info("Partitions revoked", partitions=[tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         assert self.loop is not None
         async with self.loop.between_polls():
-            await self._ownership.take(assigned)
+            await self._claims.take(assigned)
         if self._holding.holds_back:
             self._consumer.pause(*assigned)
         log.info("Partitions assigned", partitions=[tp.partition for tp in assigned])
@@ -92,10 +94,10 @@ def _probe(settings: Settings, pool: asyncpg.Pool) -> ProbeDatabase:
     return probe
 
 
-async def _stop_clients(consumer: AIOKafkaConsumer, ownership: Ownership) -> None:
+async def _stop_clients(consumer: AIOKafkaConsumer, claims: PartitionClaims) -> None:
     """Leave the group and drop the writer side by side, within one bound."""
     try:
-        await within(asyncio.gather(ownership.close(), consumer.stop()), _CLIENT_STOP_TIMEOUT_S)
+        await within(asyncio.gather(claims.close(), consumer.stop()), _CLIENT_STOP_TIMEOUT_S)
     except TimeoutError:
         log.warning("Kafka clients did not stop in time; the group and the transaction time out")
 
@@ -120,8 +122,8 @@ async def run_consumer(
             )
         )
         consumer = requests_reader(settings)
-        ownership = Ownership(settings, consumer, pool, stop)
-        reporter = StateReporter(pool, ownership.owner, settings.consumer_group)
+        claims = PartitionClaims(settings, consumer, pool, stop)
+        reporter = StateReporter(pool, claims.owner, settings.consumer_group)
         await stack.enter_async_context(reporter.running())
         holding = Holding(
             settings,
@@ -132,9 +134,9 @@ async def run_consumer(
             metrics=metrics,
             report=reporter.report,
         )
-        committer = Committer(settings, consumer, ownership, BatchHandler(settings, pool))
-        loop = ConsumerLoop(settings, consumer, committer, holding, ownership, metrics)
-        listener = _Rebalance(consumer, ownership, holding)
+        committer = Committer(settings, consumer, claims, BatchHandler(settings, pool))
+        loop = ConsumerLoop(settings, consumer, committer, holding, claims, metrics)
+        listener = _Rebalance(consumer, claims, holding)
         listener.loop = loop
         consumer.subscribe([settings.topic_requests], listener=listener)
         port = await stack.enter_async_context(
@@ -145,7 +147,7 @@ async def run_consumer(
         if not await until_started(consumer.start, stop, waiting="Waiting for Kafka"):
             log.info("Consumer stopping before it started")
             return
-        stack.push_async_callback(_stop_clients, consumer, ownership)
+        stack.push_async_callback(_stop_clients, consumer, claims)
         log.info(
             "Consumer started",
             group=settings.consumer_group,

@@ -126,7 +126,7 @@ class Committer:
     async def decide(self, batches: Batches) -> DecidedPoll:
         """Each partition's batch transaction, side by side."""
         try:
-            # Before the batch transactions, never after: see `Ownership.writer`.
+            # Before the batch transactions, never after: see `PartitionClaims.writer`.
             writer = await self._claims.writer()
         except Exception as error:
             # Nothing was claimed or decided: back to where each batch began, as fetched.

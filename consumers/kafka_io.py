@@ -34,8 +34,15 @@ from schemas.settings import Settings
 # 20 ms of every cycle spent idle. The markers take a few milliseconds here, so ask again
 # sooner; the cost is at most a few more cheap requests per transaction. aiokafka reads the
 # constant at each retry (tests/unit/test_kafka_backoff.py fails if it moves or is renamed).
+# Set when a transactional writer starts, not when this module is imported: importing a
+# module changes nothing of a library's.
 CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.003
-aiokafka_sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF_S
+
+
+def shorten_concurrent_transactions_backoff() -> None:
+    """aiokafka's retry wait after CONCURRENT_TRANSACTIONS, for every producer of the process
+    (a module constant of aiokafka's: there is no per-producer setting)."""
+    aiokafka_sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF_S
 
 
 # aiokafka's own default, not more: `getmany` drains one partition's fetched records before
@@ -134,6 +141,7 @@ class TransactionalWriter:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        shorten_concurrent_transactions_backoff()
         producer = _producer(self._settings, self.transactional_id)
         await producer.start()
         self._producer = producer

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from consumers.decision import Verdict
-from consumers.screening import Claimed, Refusal
+from consumers.screening import Asserted, Refusal
 from schemas.dead_letter import DeadLetterHeaders, truncate_utf8
 from schemas.events import (
     DEAD_LETTERED,
@@ -59,7 +59,7 @@ def refused_outcome(record: InboundRecord, refusal: Refusal, now: datetime) -> P
     Its id comes from the record's position, not from the event id it claims: an unsigned
     or forged request must not be able to take the outcome id of a genuine one.
     """
-    claimed = refusal.claimed or Claimed()
+    claimed = refusal.claimed or Asserted()
     correlation_id = claimed.correlation_id
     if correlation_id is None:
         correlation_id = str(claimed.event_id) if claimed.event_id else record.position

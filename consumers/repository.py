@@ -27,7 +27,7 @@ class PartitionClaim:
 
 
 @dataclass(frozen=True)
-class Claimed:
+class TakenClaim:
     claim: PartitionClaim
     # The transactional id of the partition's previous owner, to be fenced before reading
     # the committed offset; None when the partition had no owner yet.
@@ -41,7 +41,7 @@ async def claim_partition(
     partition: int,
     owner: str,
     transactional_id: str,
-) -> Claimed:
+) -> TakenClaim:
     """Raise the partition's epoch; waits for the batches of the previous owner in flight.
 
     One statement, not a transaction of its own: the previous id is read and replaced under
@@ -62,7 +62,7 @@ async def claim_partition(
         transactional_id,
     )
     assert row is not None
-    return Claimed(
+    return TakenClaim(
         PartitionClaim(consumer_group, topic, partition, int(row["epoch"])),
         row["previous_transactional_id"],
     )

@@ -19,7 +19,7 @@ from schemas.signing import SIGNATURE_HEADER, signature_matches
 
 
 @dataclass(frozen=True)
-class Claimed:
+class Asserted:
     """What a refused request says about itself, each field kept only when valid on its own.
 
     Never trusted (nothing is looked up with it); it lets the sender join the outcome to the
@@ -34,7 +34,7 @@ class Claimed:
     occurred_at: datetime | None = None
 
     @classmethod
-    def of(cls, request: PublishRequested) -> Claimed:
+    def of(cls, request: PublishRequested) -> Asserted:
         return cls(
             request.event_id,
             request.correlation_id,
@@ -51,7 +51,7 @@ class Refusal:
 
     reason: Reason
     error: str
-    claimed: Claimed | None = None
+    claimed: Asserted | None = None
 
 
 _CLAIMED_FIELDS = (
@@ -71,7 +71,7 @@ def _field_adapter(name: str) -> TypeAdapter[Any]:
     return TypeAdapter(annotation, config=ConfigDict(strict=True))
 
 
-def claimed_fields(value: bytes) -> Claimed | None:
+def claimed_fields(value: bytes) -> Asserted | None:
     """Each field of a JSON object that would be valid in a request; None for any other value."""
     try:
         body = json.loads(value)
@@ -87,7 +87,7 @@ def claimed_fields(value: bytes) -> Claimed | None:
             valid[name] = _field_adapter(name).validate_json(json.dumps(body[name]))
         except (ValidationError, ValueError, RecursionError):
             continue
-    return Claimed(**{name: found for name, found in valid.items() if found is not None})
+    return Asserted(**{name: found for name, found in valid.items() if found is not None})
 
 
 def _describe(error: ValidationError) -> str:
@@ -126,9 +126,9 @@ def screen(
     if secret is not None:
         given = _signature_header(headers)
         if given is None:
-            return Refusal(Reason.BAD_SIGNATURE, "signature header missing", Claimed.of(request))
+            return Refusal(Reason.BAD_SIGNATURE, "signature header missing", Asserted.of(request))
         if not signature_matches(value, given, secret):
             return Refusal(
-                Reason.BAD_SIGNATURE, "signature does not match the value", Claimed.of(request)
+                Reason.BAD_SIGNATURE, "signature does not match the value", Asserted.of(request)
             )
     return request

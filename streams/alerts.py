@@ -139,6 +139,19 @@ class Evaluation:
     alert: Alert | None
 
 
+def rollback_pause(alert: Alert) -> str | None:
+    """The automatic rollback: the pause switch's reason when `alert` must pause publishing,
+    else None. Only a firing rollback alert pauses; nothing here ever resumes (a person does,
+    having looked)."""
+    if alert.action is not AlertAction.ROLLBACK or alert.state is not AlertState.FIRING:
+        return None
+    return (
+        f"{alert.alert}: failed/all {alert.value:.1%} > {alert.threshold:.1%} "
+        f"for {alert.for_seconds:g}s (window {alert.window_start.isoformat()} "
+        f"to {alert.window_end.isoformat()})"
+    )
+
+
 def holds(rule: Rule, window: Snapshot, min_events: int) -> bool:
     return window.counts.all >= min_events and rule.measure.of(window) > rule.threshold
 

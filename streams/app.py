@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -22,42 +21,26 @@ from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import set_paused
 from ops.runtime.topics import create_topics
 from ops.runtime.waiting import sleep_or_stop, until_started, within
-from schemas.events import Alert, AlertAction, AlertState
+from schemas.events import Alert
 from schemas.settings import Settings
+from streams.alerts import rollback_pause
 from streams.evaluating import AlertSink, Evaluator
 from streams.faust_app import FaustRates
 from streams.folding import Folder
 from streams.metrics import StreamMetrics
+from streams.rates import Clock, utc_now
 
 log = structlog.get_logger("streams.app")
 
-Clock = Callable[[], datetime]
 PUBLISH_PER_INTERVAL = 5
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def rollback_reason(alert: Alert) -> str:
-    return (
-        f"{alert.alert}: failed/all {alert.value:.1%} > {alert.threshold:.1%} "
-        f"for {alert.for_seconds:g}s (window {alert.window_start.isoformat()} "
-        f"to {alert.window_end.isoformat()})"
-    )
-
-
 def rollback_action(pool: asyncpg.Pool) -> AlertSink:
-    """Pause publishing when the rollback rule fires; never resume (a person does)."""
+    """Sets the pause switch when the rollback rule says so (`streams.alerts.rollback_pause`)."""
 
     async def act(alert: Alert) -> None:
-        if alert.action is AlertAction.ROLLBACK and alert.state is AlertState.FIRING:
-            await set_paused(
-                pool,
-                paused=True,
-                reason=rollback_reason(alert),
-                changed_by=f"alert:{alert.alert}",
-            )
+        if (reason := rollback_pause(alert)) is not None:
+            await set_paused(pool, paused=True, reason=reason, changed_by=f"alert:{alert.alert}")
 
     return act
 

@@ -23,11 +23,10 @@ from streams.alerts import Evaluation, Rule, RuleState, evaluate, rules_from_set
 from streams.faust_app import FetchedRecord
 from streams.metrics import StreamMetrics
 from streams.partials import Partials
-from streams.rates import Geometry, Slot, Snapshot, parse_partial_key, snapshot
+from streams.rates import Clock, Geometry, Slot, Snapshot, parse_partial_key, snapshot
 
 log = structlog.get_logger("streams.evaluating")
 
-Clock = Callable[[], datetime]
 AlertSink = Callable[[Alert], Awaitable[None]]
 
 

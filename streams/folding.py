@@ -12,7 +12,6 @@ and publishing it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, MutableMapping, Sequence
-from datetime import datetime
 
 import structlog
 from pydantic import ValidationError
@@ -22,11 +21,18 @@ from schemas.settings import Settings
 from streams.faust_app import FetchedRecord
 from streams.metrics import StreamMetrics
 from streams.partials import Partials
-from streams.rates import Geometry, Observed, Slot, fold, parse_partial_key, partial_key
+from streams.rates import (
+    Clock,
+    Geometry,
+    Observed,
+    Slot,
+    fold,
+    parse_partial_key,
+    partial_key,
+)
 
 log = structlog.get_logger("streams.folding")
 
-Clock = Callable[[], datetime]
 Publish = Callable[[str, bytes], None]
 
 

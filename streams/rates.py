@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
@@ -38,6 +38,14 @@ from ddsketch.pb.proto import DDSketchProto
 from google.protobuf.message import DecodeError
 
 from schemas.events import Status
+
+# What the stream asks the time of: the wall clock in production, a hand-moved one in tests.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 SLOTS_PER_WINDOW = 60
 SKETCH_RELATIVE_ACCURACY = 0.01

@@ -24,7 +24,7 @@ from ops.bench.poll_steps import PollSteps, poll_steps
 from ops.bench.probes import (
     Child,
     LagSampler,
-    OutcomeFollower,
+    OutcomeReader,
     free_port,
     stream_counted,
     stream_group_settled,
@@ -102,7 +102,7 @@ async def run_consumer_phase(
     stream_workers: int = 1,
     feed: Feed | None = None,
     **extra: object,
-) -> tuple[PhaseFigures, OutcomeFollower]:
+) -> tuple[PhaseFigures, OutcomeReader]:
     """The consumer(s) and the stream worker(s) as child processes until `expect` outcomes
     are out, then until the stream has counted them all."""
     dsn = await copy_database(run.base.dsn(), run.template, f"bench_{run.run_id}_{phase}")
@@ -131,7 +131,7 @@ async def run_consumer_phase(
     ]
     children = [*streams, *consumers]
     stop = asyncio.Event()
-    follower = OutcomeFollower(settings)
+    follower = OutcomeReader(settings)
     sampler = LagSampler(settings, follower, ports)
     tasks: list[asyncio.Task[None]] = []
     recordings: list[Recording] = []

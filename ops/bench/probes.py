@@ -85,7 +85,7 @@ async def wait_until(condition: Callable[[], bool], within_s: float, what: str) 
 
 
 @dataclass
-class OutcomeFollower:
+class OutcomeReader:
     """Reads the outcomes topic (read_committed) and keeps what the figures need."""
 
     settings: Settings
@@ -176,7 +176,7 @@ class LagSampler:
     stream has not yet counted by its own metrics."""
 
     settings: Settings
-    follower: OutcomeFollower
+    follower: OutcomeReader
     stream_ports: Sequence[int]
     interval: float = 0.25
     samples: list[LagSample] = field(default_factory=list)

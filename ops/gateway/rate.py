@@ -12,13 +12,13 @@ import time
 import uuid
 from collections.abc import Callable
 
-Clock = Callable[[], float]
+MonotonicClock = Callable[[], float]
 # Buckets full again are forgotten once this many users have been seen.
 _PRUNE_AT = 100_000
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, clock: Clock = time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock: MonotonicClock = time.monotonic) -> None:
         self._capacity = float(per_minute)
         self._per_second = per_minute / 60.0
         self._clock = clock

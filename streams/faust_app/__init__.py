@@ -3,8 +3,8 @@
 pyproject.toml, and tests/unit/test_faust_internals.py fails when an upgrade changes them."""
 
 from streams.faust_app.app import FaustRates, StreamCrashed
-from streams.faust_app.fetching import BatchHandler, FetchedRecord
+from streams.faust_app.fetching import FetchedRecord, FetchHandler
 
 FAUST_VERSION = "0.15.3"
 
-__all__ = ["FAUST_VERSION", "BatchHandler", "FaustRates", "FetchedRecord", "StreamCrashed"]
+__all__ = ["FAUST_VERSION", "FaustRates", "FetchHandler", "FetchedRecord", "StreamCrashed"]

@@ -25,7 +25,7 @@ from typing import Any, cast
 import faust
 
 from schemas.settings import Settings
-from streams.faust_app.fetching import BatchHandler, ReadCommittedConsumer, ReadCommittedTransport
+from streams.faust_app.fetching import FetchHandler, ReadCommittedConsumer, ReadCommittedTransport
 from streams.rates import parse_partial_key
 from streams.text_table import TextTable
 
@@ -124,8 +124,8 @@ class FaustRates:
 
     def attach(
         self,
-        on_outcomes: BatchHandler,
-        on_partials: BatchHandler,
+        on_outcomes: FetchHandler,
+        on_partials: FetchHandler,
         timers: Mapping[str, tuple[float, Callable[[], Awaitable[object]]]],
     ) -> None:
         """`on_outcomes(partition, records)` gets each fetch's outcome records of a partition,
@@ -144,7 +144,7 @@ class FaustRates:
         self._app.topics.add(self._outcomes)
         self._app.topics.add(self._partials)
         consumer = cast(ReadCommittedConsumer, self._app.consumer)
-        consumer.batch_handlers = MappingProxyType(
+        consumer.fetch_handlers = MappingProxyType(
             {self._settings.topic_outcomes: on_outcomes, self.partials_topic: on_partials}
         )
         for name, (seconds, run) in timers.items():

@@ -41,7 +41,7 @@ class FetchedRecord(Protocol):
     value: bytes | None
 
 
-BatchHandler = Callable[[int, Sequence[FetchedRecord]], None]
+FetchHandler = Callable[[int, Sequence[FetchedRecord]], None]
 
 
 class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -59,9 +59,9 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class ReadCommittedConsumer(faust_aiokafka.Consumer):
-    """Reads committed, and hands whole fetches of the topics in `batch_handlers` to them."""
+    """Reads committed, and hands whole fetches of the topics in `fetch_handlers` to them."""
 
-    batch_handlers: Mapping[str, BatchHandler] = MappingProxyType({})
+    fetch_handlers: Mapping[str, FetchHandler] = MappingProxyType({})
 
     def _new_consumer_thread(self) -> Any:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -99,7 +99,7 @@ class ReadCommittedConsumer(faust_aiokafka.Consumer):
                     if active is not None and tp not in active | self._buffered_partitions:
                         continue
                     app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    if (handler := self.batch_handlers.get(tp.topic)) is None:
+                    if (handler := self.fetch_handlers.get(tp.topic)) is None:
                         await self._deliver_each(tp, fetched, generation)
                     elif fetched and not await self._fold_whole(tp, fetched, handler, generation):
                         return
@@ -130,7 +130,7 @@ class ReadCommittedConsumer(faust_aiokafka.Consumer):
             self._read_offset[tp] = offset
 
     async def _fold_whole(
-        self, tp: Any, fetched: Sequence[Any], handler: BatchHandler, generation: int
+        self, tp: Any, fetched: Sequence[Any], handler: FetchHandler, generation: int
     ) -> bool:
         """Fold one partition's fetch in one call, ack it at once; False if the fold failed."""
         read = self._read_offset[tp]

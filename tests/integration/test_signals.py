@@ -110,7 +110,7 @@ async def test_consumer_stops_while_held_back_by_a_database_fault(
     (creator,) = await make_creators(1)
     warm = await make_creators(1)
     process = consumer_process(settings).start()
-    # Claimed and working first, then the fault.
+    # Asserted and working first, then the fault.
     await send_requests(settings, [encode(request_body(warm[0]))])
     assert len(await read_topic(settings, settings.topic_outcomes, expect=1)) == 1
     admin = await asyncpg.connect(database_url)

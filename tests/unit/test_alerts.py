@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from schemas.events import AlertAction, AlertState
+from schemas.events import Alert, AlertAction, AlertState
 from schemas.settings import Settings
 from streams.alerts import (
     AUTO_ROLLBACK,
@@ -19,6 +19,7 @@ from streams.alerts import (
     Rule,
     RuleState,
     evaluate,
+    rollback_pause,
     rules_from_settings,
 )
 from streams.rates import Counts, Snapshot
@@ -194,3 +195,39 @@ def test_a_rule_state_survives_encoding() -> None:
     state = RuleState(Phase.PENDING, T0)
     assert RuleState.decode(state.encode()) == state
     assert RuleState.decode(RuleState().encode()) == RuleState()
+
+
+def _alert(name: str, state: AlertState, action: AlertAction) -> Alert:
+    return Alert(
+        alert=name,
+        state=state,
+        action=action,
+        value=0.125,
+        threshold=0.10,
+        for_seconds=300.0,
+        window_start=T0,
+        window_end=T0 + timedelta(seconds=300),
+        evaluated_at=T0 + timedelta(seconds=300),
+    )
+
+
+def test_a_firing_rollback_alert_pauses_publishing_with_its_figures_as_the_reason() -> None:
+    reason = rollback_pause(_alert(AUTO_ROLLBACK, AlertState.FIRING, AlertAction.ROLLBACK))
+    assert reason == (
+        f"{AUTO_ROLLBACK}: failed/all 12.5% > 10.0% for 300s "
+        f"(window {T0.isoformat()} to {(T0 + timedelta(seconds=300)).isoformat()})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "action"),
+    [
+        (AUTO_ROLLBACK, AlertState.RESOLVED, AlertAction.ROLLBACK),
+        (HIGH_ERROR_RATE, AlertState.FIRING, AlertAction.PAGE_ONCALL),
+        (HIGH_ERROR_RATE, AlertState.RESOLVED, AlertAction.PAGE_ONCALL),
+    ],
+)
+def test_nothing_but_a_firing_rollback_pauses_and_nothing_resumes(
+    name: str, state: AlertState, action: AlertAction
+) -> None:
+    assert rollback_pause(_alert(name, state, action)) is None

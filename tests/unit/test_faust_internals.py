@@ -178,7 +178,7 @@ async def test_a_fetch_is_folded_in_one_call_and_committable_past_its_markers() 
     tp = TP(TOPIC, 0)
     # Four one-record transactions: records at even offsets, their commit markers between.
     fetch = [Record(TOPIC, 0, offset, b"{}") for offset in (0, 2, 4, 6)]
-    await consumer._fold_whole(tp, fetch, consumer.batch_handlers[TOPIC], 0)
+    await consumer._fold_whole(tp, fetch, consumer.fetch_handlers[TOPIC], 0)
     assert folded.calls == [(0, [0, 2, 4, 6])]
     assert consumer._read_offset[tp] == 6
     assert consumer._new_offset(tp) == 7
@@ -190,7 +190,7 @@ async def test_records_before_the_read_offset_are_dropped_as_faust_drops_them() 
     folded = Folded()
     consumer = await consumer_with(folded)
     tp = TP(TOPIC, 1)
-    handler = consumer.batch_handlers[TOPIC]
+    handler = consumer.fetch_handlers[TOPIC]
     await consumer._fold_whole(tp, [Record(TOPIC, 1, o, b"{}") for o in range(5)], handler, 0)
     await consumer._fold_whole(tp, [Record(TOPIC, 1, o, b"{}") for o in range(3, 8)], handler, 0)
     assert folded.calls == [(1, [0, 1, 2, 3, 4]), (1, [4, 5, 6, 7])]
@@ -202,7 +202,7 @@ async def test_a_fetch_of_a_stale_generation_is_dropped_unacked() -> None:
     consumer = await consumer_with(folded)
     tp = TP(TOPIC, 2)
     stale = consumer.app.consumer_generation_id - 1
-    handler = consumer.batch_handlers[TOPIC]
+    handler = consumer.fetch_handlers[TOPIC]
     await consumer._fold_whole(tp, [Record(TOPIC, 2, 0, b"{}")], handler, stale)
     assert folded.calls == []
     assert consumer._new_offset(tp) is None

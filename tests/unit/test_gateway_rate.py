@@ -7,7 +7,7 @@ import uuid
 from ops.gateway.rate import RateLimiter
 
 
-class Clock:
+class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
 
@@ -16,7 +16,7 @@ class Clock:
 
 
 def test_a_burst_of_the_allowance_passes_and_the_next_is_told_when_to_retry() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(10, clock)
     user = uuid.uuid4()
     assert [limiter.take(user) for _ in range(10)] == [None] * 10
@@ -24,7 +24,7 @@ def test_a_burst_of_the_allowance_passes_and_the_next_is_told_when_to_retry() ->
 
 
 def test_the_allowance_refills_with_time() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(60, clock)
     user = uuid.uuid4()
     for _ in range(60):
@@ -35,7 +35,7 @@ def test_the_allowance_refills_with_time() -> None:
 
 
 def test_users_have_allowances_of_their_own() -> None:
-    limiter = RateLimiter(1, Clock())
+    limiter = RateLimiter(1, FakeClock())
     first, second = uuid.uuid4(), uuid.uuid4()
     assert limiter.take(first) is None
     assert limiter.take(first) is not None

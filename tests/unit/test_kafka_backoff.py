@@ -1,17 +1,22 @@
-"""The consumer shortens aiokafka's wait after CONCURRENT_TRANSACTIONS (consumers/kafka_io.py).
-If an aiokafka upgrade moves or renames what is patched, this fails instead of the patch
-silently doing nothing."""
+"""The transactional writer shortens aiokafka's wait after CONCURRENT_TRANSACTIONS
+(consumers/kafka_io.py). If an aiokafka upgrade moves or renames what is set, this fails
+instead of the setting silently doing nothing."""
 
 from __future__ import annotations
 
 import inspect
 
+import pytest
 from aiokafka.producer import sender
 
 from consumers import kafka_io
 
 
-def test_the_concurrent_transactions_backoff_is_shortened_where_aiokafka_reads_it() -> None:
+def test_the_concurrent_transactions_backoff_is_shortened_where_aiokafka_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sender, "BACKOFF_OVERRIDE", 0.02)
+    kafka_io.shorten_concurrent_transactions_backoff()
     assert sender.BACKOFF_OVERRIDE == kafka_io.CONCURRENT_TRANSACTIONS_BACKOFF_S
     assert kafka_io.CONCURRENT_TRANSACTIONS_BACKOFF_S < 0.02
 

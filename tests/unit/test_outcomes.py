@@ -19,7 +19,7 @@ from consumers.outcomes import (
     refused_outcome,
     verdict_outcome,
 )
-from consumers.screening import Claimed, Refusal
+from consumers.screening import Asserted, Refusal
 from schemas.dead_letter import DLQ_HEADER_NAMES, DeadLetterHeaders, original_headers
 from schemas.events import PublishOutcome, PublishRequested, Reason, Status, outcome_event_id
 from schemas.jsonschema import JSON_DIR
@@ -98,7 +98,7 @@ def test_forged_request_cannot_take_the_outcome_id_of_the_genuine_one() -> None:
     genuine_outcome = verdict_outcome(
         record(offset=1), genuine, Verdict(Status.PUBLISHED, None), 1, NOW
     )
-    refusal = Refusal(Reason.BAD_SIGNATURE, "signature missing", Claimed.of(genuine))
+    refusal = Refusal(Reason.BAD_SIGNATURE, "signature missing", Asserted.of(genuine))
     forged = refused_outcome(record(offset=2), refusal, NOW)
     assert forged.event_id != genuine_outcome.event_id
     # The claimed ids are still reported, so on-call can see whom the forgery named.
@@ -115,7 +115,7 @@ def test_unparseable_request_outcome_has_null_ids_and_the_position_as_correlatio
 
 
 def test_invalid_request_outcome_names_the_request_so_its_sender_can_join_it() -> None:
-    claimed = Claimed(
+    claimed = Asserted(
         event_id=uuid.uuid4(),
         correlation_id="checkout-42",
         user_id=uuid.uuid4(),
@@ -132,7 +132,7 @@ def test_invalid_request_outcome_names_the_request_so_its_sender_can_join_it() -
 
 
 def test_invalid_request_without_a_valid_correlation_id_is_named_by_its_event_id() -> None:
-    claimed = Claimed(event_id=uuid.uuid4())
+    claimed = Asserted(event_id=uuid.uuid4())
     outcome = refused_outcome(record(), Refusal(Reason.INVALID_PAYLOAD, "bad", claimed), NOW)
     assert outcome.correlation_id == str(claimed.event_id)
     assert (outcome.user_id, outcome.store_id) == (None, None)
@@ -143,7 +143,9 @@ def test_invalid_request_without_a_valid_correlation_id_is_named_by_its_event_id
 
 @pytest.mark.parametrize("reason", [Reason.INVALID_PAYLOAD, Reason.TOO_LARGE, Reason.BAD_SIGNATURE])
 def test_refusal_on_the_bytes_made_no_attempt(reason: Reason) -> None:
-    assert refused_outcome(record(), Refusal(reason, "x", Claimed.of(request())), NOW).attempts == 0
+    assert (
+        refused_outcome(record(), Refusal(reason, "x", Asserted.of(request())), NOW).attempts == 0
+    )
 
 
 def test_not_confirmed_made_no_attempt_whatever_the_batch_made() -> None:
@@ -296,7 +298,7 @@ def test_dlq_error_of_any_text_is_a_utf8_prefix_of_at_most_1_kib(error: str) -> 
 
 def test_the_outcome_schema_accepts_refused_outcomes_with_and_without_ids() -> None:
     schema = json.loads((JSON_DIR / "publish_outcome.v1.json").read_text())
-    named = Claimed(event_id=uuid.uuid4(), user_id=uuid.uuid4(), store_id=uuid.uuid4())
+    named = Asserted(event_id=uuid.uuid4(), user_id=uuid.uuid4(), store_id=uuid.uuid4())
     for claimed in (None, named):
         outcome = refused_outcome(record(), Refusal(Reason.INVALID_PAYLOAD, "x", claimed), NOW)
         body = outcome.model_dump(mode="json")

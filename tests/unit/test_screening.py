@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.screening import Claimed, Refusal, screen
+from consumers.screening import Asserted, Refusal, screen
 from schemas.events import PublishRequested, Reason
 from schemas.signing import sign
 
@@ -188,7 +188,7 @@ def test_missing_or_wrong_signature_is_bad_signature(
     assert result.reason is Reason.BAD_SIGNATURE
     # Parsed but untrusted: kept for the outcome's ids, never for a decision.
     assert result.claimed is not None
-    assert result.claimed == Claimed.of(PublishRequested.model_validate_json(value))
+    assert result.claimed == Asserted.of(PublishRequested.model_validate_json(value))
 
 
 @pytest.mark.parametrize(

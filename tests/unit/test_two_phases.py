@@ -34,7 +34,7 @@ class Record:
 
 
 @dataclass
-class Clock:
+class SteppedClock:
     now: datetime = T0
 
     def __call__(self) -> datetime:
@@ -77,7 +77,7 @@ def outcomes_topic(seed: int, per_partition: int) -> dict[int, list[Record]]:
 class Group:
     """Workers over in-memory tables, one partials topic, and one evaluator."""
 
-    clock: Clock = field(default_factory=Clock)
+    clock: SteppedClock = field(default_factory=SteppedClock)
     topic: list[Record] = field(default_factory=list)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     sent: list[Alert] = field(default_factory=list)

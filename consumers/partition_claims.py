@@ -21,10 +21,10 @@ from ops.runtime.faults import describe
 from ops.runtime.waiting import sleep_or_stop, within
 from schemas.settings import Settings
 
-log = structlog.get_logger("consumers.ownership")
+log = structlog.get_logger("consumers.partition_claims")
 
 
-class Ownership:
+class PartitionClaims:
     def __init__(
         self,
         settings: Settings,
@@ -141,7 +141,7 @@ class Ownership:
     def next_offset(self, tp: TopicPartition) -> int | None:
         return self._next.get(tp)
 
-    async def _claim(self, tp: TopicPartition) -> repo.Claimed | None:
+    async def _claim(self, tp: TopicPartition) -> repo.TakenClaim | None:
         """Claim the partition in the database; a rebalance cannot finish without it, so a
         database that is unreachable or at fault is waited for here. None once stopping."""
         delay = 0.1
