@@ -1,0 +1,156 @@
+"""Local Kafka (KRaft) and PostgreSQL on 127.0.0.1 for development, tests and CI.
+
+Usage: ops/dev/services up|down|status [--json]|env [--json]
+       ops/dev/services kafka-start [--node N] | kafka-stop [--node N] [--kill]
+       ops/dev/services pg-start | pg-stop [--kill]
+       ops/dev/services kafka-tool CLASS [ARGS...]
+
+Everything lives in SERVICES_HOME (.cache at the checkout's root, git-ignored): the nodes'
+data, configs, pid files, PostgreSQL's cluster and the logs (SERVICES_HOME/logs). The
+broker's jars are resolved once by Maven from ops/dev/kafka/pom.xml into .cache/kafka-libs.
+PostgreSQL comes from the machine's packages (ops/dev/bootstrap installs them).
+
+  up           start both (idempotent); returns once a client can create a topic, commit a
+               transactional write to it and read it back, and the database accepts
+               connections; adopts what an earlier run left running
+  down         stop what `up` started (SIGTERM, then SIGKILL after STOP_TIMEOUT)
+  status       print what runs (stderr); exit 0 if everything is up, 3 otherwise;
+               --json prints it on stdout
+  env          print KAFKA_BOOTSTRAP_SERVERS=... and DATABASE_URL=... lines on stdout
+               (`set -a; eval "$(ops/dev/services env)"; set +a` exports them); --json
+               prints one JSON object instead
+  kafka-start [--node N]          start every node (ready once a transaction commits) or
+                                  node N alone (ready once it listens)
+  kafka-stop [--node N] [--kill]  stop every node, or node N; --kill is SIGKILL (a crash)
+  pg-start, pg-stop [--kill]      the database alone; --kill is an immediate shutdown
+  kafka-tool CLASS [ARGS...]      a Kafka tool class from the broker's jars, e.g.
+                                  kafka-tool org.apache.kafka.tools.TopicCommand
+                                    --bootstrap-server 127.0.0.1:19092 --list
+
+Environment: SERVICES_HOME (another directory runs a second, separate pair; CACHE is its old
+name, honoured for a single broker), KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT
+(KAFKA_PORT+1), PG_PORT (15432), PG_DB (store_publish), KAFKA_HEAP_OPTS (-Xms512m -Xmx1g per
+node), READY_TIMEOUT (s, 120), STOP_TIMEOUT (s, 30), PG_BIN (directory of pg_ctl; the newest
+under /usr/lib/postgresql), JAVA_HOME.
+
+KAFKA_BROKERS=N (default 1): a cluster of N KRaft nodes, each broker and controller, with
+an N-voter quorum and internal topics replicated min(N, 3) with min ISR 2. Its defaults keep
+it away from the single broker: SERVICES_HOME .cache/cluster, KAFKA_PORT 19292, PG_PORT
+15632, KAFKA_HEAP_OPTS -Xms256m -Xmx512m. Node N listens on KAFKA_PORT+N-1, its controller on
+KAFKA_CONTROLLER_PORT+N-1 (default KAFKA_PORT+10), and has its own data, config, pid file
+and logs (SERVICES_HOME/logs/kafka-N/). KAFKA_BOOTSTRAP_SERVERS lists every node.
+
+KAFKA_SECURE=1: each node also opens a SASL_SSL listener (TLS, SCRAM-SHA-512) on
+KAFKA_SECURE_PORT+N-1 (default KAFKA_PORT+2, or +20 for a cluster) beside PLAINTEXT, with a
+throwaway CA, a broker certificate for 127.0.0.1 and a SCRAM user KAFKA_SECURE_USERNAME
+(store-publish) whose random password is kept in SERVICES_HOME/kafka-secure/ (mode 600);
+ready once a SASL_SSL client lists the topics. `env` then also prints
+KAFKA_SECURE_BOOTSTRAP_SERVERS, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE and KAFKA_SECURE_CLIENT_CONFIG (a Java client
+properties file for `kafka-tool ... --command-config`), but no KAFKA_SECURITY_PROTOCOL.
+
+Messages go to stderr; only `env`, `status --json` and `kafka-tool` write to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+from ops.dev.services_tool.config import Config
+from ops.dev.services_tool.java import ensure_kafka_libs, tool_command
+from ops.dev.services_tool.kafka import describe as describe_node
+from ops.dev.services_tool.postgres import describe as describe_pg
+from ops.dev.services_tool.services import Services
+from ops.dev.services_tool.system import ServicesError, locked, log
+
+NOT_UP = 3
+
+
+_HELP = ("help", "-h", "--help")
+
+
+def _parser() -> argparse.ArgumentParser:
+    usage = (__doc__ or "").split("Usage: ", 1)[1].split("\n\n", 1)[0]
+    parser = argparse.ArgumentParser(prog="ops/dev/services", usage=usage, add_help=False)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "down", "pg-start"):
+        commands.add_parser(name)
+    for name in ("status", "env"):
+        commands.add_parser(name).add_argument("--json", action="store_true")
+    commands.add_parser("kafka-start").add_argument("--node", type=int)
+    stop = commands.add_parser("kafka-stop")
+    stop.add_argument("--node", type=int)
+    stop.add_argument("--kill", action="store_true")
+    commands.add_parser("pg-stop").add_argument("--kill", action="store_true")
+    tool = commands.add_parser("kafka-tool")
+    tool.add_argument("tool_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """One command, as `ops/dev/services ARGV` with `environ`; its exit code.
+    ServicesError propagates (main turns it into one line)."""
+    if argv[:1] and argv[0] in _HELP:
+        print(__doc__, file=sys.stderr)
+        return 0
+    args = _parser().parse_args(argv)
+    config = Config.from_environ(environ)
+    services = Services(config)
+    if args.command == "up":
+        services.up()
+    elif args.command == "down":
+        services.down()
+    elif args.command == "kafka-start":
+        services.kafka_start(args.node)
+    elif args.command == "kafka-stop":
+        services.kafka_stop(args.node, kill=args.kill)
+    elif args.command == "pg-start":
+        services.pg_start()
+    elif args.command == "pg-stop":
+        services.pg_stop(kill=args.kill)
+    elif args.command == "env":
+        found = services.env()
+        if args.json:
+            print(json.dumps(found))
+        else:
+            print("".join(f"{name}={value}\n" for name, value in found.items()), end="")
+    elif args.command == "status":
+        return _status(services, as_json=args.json)
+    elif args.command == "kafka-tool":
+        return _kafka_tool(config, args.tool_args)
+    return 0
+
+
+def _status(services: Services, *, as_json: bool) -> int:
+    found = services.status()
+    for state in found.nodes:
+        log(describe_node(services.config, state))
+    log(describe_pg(services.config, found.postgres))
+    if as_json:
+        print(json.dumps({"up": found.up, **dataclasses.asdict(found)}, default=str))
+    return 0 if found.up else NOT_UP
+
+
+def _kafka_tool(config: Config, tool_args: list[str]) -> int:
+    if not tool_args:
+        raise ServicesError("usage: ops/dev/services kafka-tool CLASS [ARGS...]")
+    if not (config.kafka_libs / ".pom.sha256").exists():
+        with locked(config.lock_file):
+            ensure_kafka_libs(config)
+    return subprocess.run(tool_command(config, *tool_args), check=False).returncode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv, os.environ)
+    except ServicesError as error:
+        log(f"error: {error}")
+        return 1
+    except KeyboardInterrupt:
+        return 130

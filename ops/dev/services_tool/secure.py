@@ -1,0 +1,233 @@
+"""The opt-in SASL_SSL listener (KAFKA_SECURE=1): its TLS material, its SCRAM users, and the
+broker and client settings that use them.
+
+Made once per SERVICES_HOME under `kafka-secure/` (mode 700, files 600) and kept across
+restarts: a throwaway CA, the broker's key and certificate for 127.0.0.1 and localhost, and
+per SCRAM user (`Config.scram_users`, a list of data) a random password and a Java client
+properties file. The users are written into the cluster metadata when the storage is
+formatted (`--add-scram`); storage formatted without them gets them through ConfigCommand
+on the PLAINTEXT listener, which the probe, the controller link and the tools keep using.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from ops.dev.services_tool.config import Config, ScramUser
+from ops.dev.services_tool.java import run_tool
+from ops.dev.services_tool.system import ServicesError, log, tail
+
+MECHANISM = "SCRAM-SHA-512"
+_SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+
+
+def broker_properties(config: Config) -> dict[str, str]:
+    """The SASL_SSL listener's settings (its address is in the node's `listeners`)."""
+    return {
+        # The credentials live in the cluster metadata: the broker's login takes no options.
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": MECHANISM,
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": f"{_SCRAM_LOGIN};",
+        # Key (unencrypted PKCS#8) and chain in one PEM; clients log in with SCRAM, not
+        # certificates.
+        "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+        "listener.name.sasl_ssl.ssl.keystore.location": str(keystore(config)),
+        "listener.name.sasl_ssl.ssl.client.auth": "none",
+        "listener.name.sasl_ssl.ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+    }
+
+
+def cafile(config: Config) -> Path:
+    return config.secure_dir / "ca.pem"
+
+
+def keystore(config: Config) -> Path:
+    return config.secure_dir / "broker-keystore.pem"
+
+
+def password_file(config: Config, user: ScramUser) -> Path:
+    return config.secure_dir / "users" / f"{user.name}.password"
+
+
+def client_config(config: Config, user: ScramUser) -> Path:
+    """A Java client properties file for `kafka-tool ... --command-config`."""
+    return config.secure_dir / "users" / f"{user.name}.properties"
+
+
+def password(config: Config, user: ScramUser) -> str:
+    try:
+        return password_file(config, user).read_text().strip()
+    except OSError:
+        raise ServicesError(
+            f"no SASL_SSL material in {config.secure_dir}: run KAFKA_SECURE=1 ops/dev/services up"
+        ) from None
+
+
+def client_properties(config: Config, user: ScramUser, secret: str) -> str:
+    lines = {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": MECHANISM,
+        "sasl.jaas.config": f'{_SCRAM_LOGIN} username="{user.name}" password="{secret}";',
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(cafile(config)),
+    }
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def format_arguments(config: Config) -> list[str]:
+    """`StorageTool format` arguments that put every SCRAM user in the new metadata."""
+    arguments: list[str] = []
+    for user in config.scram_users:
+        secret = password(config, user)
+        arguments += ["--add-scram", f"{MECHANISM}=[name={user.name},password={secret}]"]
+    return arguments
+
+
+def ensure_material(config: Config) -> None:
+    """The CA and broker certificate (once), then a password and client file per user."""
+    if not keystore(config).exists():
+        _make_tls(config)
+    users = config.secure_dir / "users"
+    users.mkdir(mode=0o700, exist_ok=True)
+    for user in config.scram_users:
+        if not password_file(config, user).exists():
+            # hex: nothing that `[name=...,password=...]` or JAAS quoting would mangle
+            _write_private(password_file(config, user), secrets.token_hex(24) + "\n")
+        _write_private(
+            client_config(config, user), client_properties(config, user, password(config, user))
+        )
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def _make_tls(config: Config) -> None:
+    if shutil.which("openssl") is None:
+        raise ServicesError("openssl not found: KAFKA_SECURE=1 generates a CA with it")
+    log(f"kafka: generating a throwaway CA and broker certificate in {config.secure_dir}")
+    tmp = config.secure_dir.with_name(f"{config.secure_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o700, parents=True)
+    (tmp / "broker.ext").write_text(
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+    steps = [
+        [
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "3650",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=store-publish ops-services local CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        [
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-keyout",
+            "broker.key",
+            "-out",
+            "broker.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        [
+            "x509",
+            "-req",
+            "-sha256",
+            "-days",
+            "825",
+            "-in",
+            "broker.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "broker.ext",
+            "-out",
+            "broker.pem",
+        ],
+    ]
+    secure_log = config.logs / "kafka-secure.log"
+    config.logs.mkdir(parents=True, exist_ok=True)
+    with secure_log.open("a") as out:
+        for step in steps:
+            done = subprocess.run(
+                ["openssl", *step], cwd=tmp, stdout=out, stderr=subprocess.STDOUT, check=False
+            )
+            if done.returncode != 0:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise ServicesError(
+                    f"kafka: could not generate the TLS material ({secure_log}):\n"
+                    + tail(secure_log)
+                )
+    chain = "".join((tmp / name).read_text() for name in ("broker.key", "broker.pem", "ca.pem"))
+    (tmp / "broker-keystore.pem").write_text(chain)
+    for path in tmp.iterdir():
+        path.chmod(0o600)
+    shutil.rmtree(config.secure_dir, ignore_errors=True)
+    tmp.rename(config.secure_dir)
+
+
+def _stamp(config: Config) -> Path:
+    return config.secure_dir / "scram-users.json"
+
+
+def record_users(config: Config, cluster_id: str) -> None:
+    """Notes that the metadata of `cluster_id` holds every user's current password."""
+    _stamp(config).write_text(
+        json.dumps({"cluster_id": cluster_id, "users": [u.name for u in config.scram_users]})
+    )
+
+
+def ensure_users(config: Config, cluster_id: str, plaintext_bootstrap: str) -> None:
+    """Storage formatted without these users (or before their passwords were made) gets
+    their credentials through the PLAINTEXT listener."""
+    try:
+        stamp = json.loads(_stamp(config).read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    known = set(stamp.get("users", [])) if stamp.get("cluster_id") == cluster_id else set()
+    for user in config.scram_users:
+        if user.name in known:
+            continue
+        log(f"kafka: setting the {MECHANISM} credential of {user.name}")
+        run_tool(
+            config,
+            "org.apache.kafka.tools.ConfigCommand",
+            *("--bootstrap-server", plaintext_bootstrap, "--alter", "--entity-type", "users"),
+            *("--entity-name", user.name),
+            *("--add-config", f"{MECHANISM}=[password={password(config, user)}]"),
+            log_file=config.logs / "kafka-secure.log",
+            what=f"setting the SCRAM credential of {user.name}",
+        )
+    record_users(config, cluster_id)

@@ -1,0 +1,97 @@
+"""The commands on a whole pair (Kafka and PostgreSQL) of one SERVICES_HOME, as functions:
+what the command line calls, and what the test fixtures import."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ops.dev.services_tool import kafka, postgres, secure
+from ops.dev.services_tool.config import Config
+from ops.dev.services_tool.kafka import NodeState
+from ops.dev.services_tool.postgres import PgState
+from ops.dev.services_tool.system import locked, log, since
+
+
+@dataclass(frozen=True)
+class Status:
+    nodes: list[NodeState]
+    postgres: PgState
+
+    @property
+    def up(self) -> bool:
+        return all(state.running for state in self.nodes) and self.postgres.running
+
+
+def client_env(config: Config) -> dict[str, str]:
+    """What clients need, in the order `env` prints it. The SASL_SSL lines (KAFKA_SECURE=1)
+    name the first SCRAM user and carry no KAFKA_SECURITY_PROTOCOL: exported, they leave
+    KAFKA_BOOTSTRAP_SERVERS plaintext."""
+    found = {
+        "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
+        "DATABASE_URL": config.database_url,
+    }
+    if config.secure:
+        user = config.scram_users[0]
+        found |= {
+            "KAFKA_SECURE_BOOTSTRAP_SERVERS": config.secure_bootstrap_servers,
+            "KAFKA_SASL_MECHANISM": secure.MECHANISM,
+            "KAFKA_SASL_USERNAME": user.name,
+            "KAFKA_SASL_PASSWORD": secure.password(config, user),
+            "KAFKA_SSL_CAFILE": str(secure.cafile(config)),
+            "KAFKA_SECURE_CLIENT_CONFIG": str(secure.client_config(config, user)),
+        }
+    return found
+
+
+class Services:
+    """Kafka and PostgreSQL of one SERVICES_HOME. Each method takes the home's lock, so
+    parallel test sessions and shells never race; a failure is a ServicesError."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Services:
+        return cls(Config.from_environ(environ))
+
+    def up(self) -> None:
+        """Both, idempotent: ready once a transaction commits and the database answers."""
+        started = time.monotonic()
+        with locked(self.config.lock_file):
+            # PostgreSQL first: it is quick, and starts while the JVMs would compete anyway.
+            postgres.start(self.config)
+            kafka.start(self.config)
+        log(f"up: Kafka and PostgreSQL ready in {since(started)}")
+
+    def down(self) -> None:
+        with locked(self.config.lock_file):
+            kafka.stop(self.config)
+            postgres.stop(self.config)
+
+    def kafka_start(self, node: int | None = None) -> None:
+        with locked(self.config.lock_file):
+            kafka.start(self.config, node)
+
+    def kafka_stop(self, node: int | None = None, *, kill: bool = False) -> None:
+        with locked(self.config.lock_file):
+            kafka.stop(self.config, node, kill=kill)
+
+    def pg_start(self) -> None:
+        with locked(self.config.lock_file):
+            postgres.start(self.config)
+
+    def pg_stop(self, *, kill: bool = False) -> None:
+        with locked(self.config.lock_file):
+            postgres.stop(self.config, kill=kill)
+
+    def status(self) -> Status:
+        return Status(kafka.status(self.config), postgres.status(self.config))
+
+    def env(self) -> dict[str, str]:
+        return client_env(self.config)
+
+    def node_pid(self, node: int = 1) -> int | None:
+        """The running process of Kafka node `node` (1 for the single broker)."""
+        return kafka.node_pid(self.config.node(node))
