@@ -118,7 +118,11 @@ async def run_consumer(
         pool = await stack.enter_async_context(_pool(settings))
         await stack.enter_async_context(
             ledger_maintenance(
-                pool, settings, metrics.ledger_partitions_created, metrics.ledger_partitions_dropped
+                pool,
+                settings,
+                metrics.ledger_partitions_created,
+                metrics.ledger_partitions_dropped,
+                metrics.ledger_maintenance_runs,
             )
         )
         consumer = requests_reader(settings)

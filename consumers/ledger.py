@@ -1,10 +1,11 @@
-"""The idempotency ledger's partitions: created ahead, dropped once past the retention.
+"""The idempotency ledger's partitions, maintained: what `consumers.ledger_plan` decides,
+carried out against PostgreSQL.
 
-`publish_requests` is range-partitioned by `first_processed_at` (migration 0006). Which
-partitions to create and drop for a given time is `plan`, pure; `maintain_ledger` reads the
-partitions there are, carries the plan out in one transaction under an advisory lock (two
-runners at once: the second finds nothing left to do) and logs and counts what it changed.
-`store-publish migrate` runs it once; each consumer at start and then every hour.
+`maintain_ledger` reads the partitions there are, carries the plan out in one transaction
+under an advisory lock (two runners at once: the second finds nothing left to do), then
+deletes the rows past the retention from the partitions that cannot go whole in time, in
+small batches of their own, and logs and counts what it changed. `store-publish migrate` runs
+it once; each consumer at start and then on `next_maintenance`'s schedule.
 
 A request whose record was dropped is decided afresh if it ever comes again (an old dead
 letter replayed): safe, since a store is published only while a draft and the analytics rows
@@ -14,117 +15,40 @@ are unique per request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
 from prometheus_client import Counter
 
+from consumers.ledger_plan import (
+    TABLE,
+    Bounds,
+    Partition,
+    Plan,
+    next_maintenance,
+    partition_name,
+    plan,
+)
 from consumers.repository import Conn
 from ops.runtime.faults import describe
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.ledger")
 
-TABLE = "publish_requests"
 DEFAULT_PARTITION = "publish_requests_default"
-# Partitions ready beyond the current interval: the consumer runs maintenance hourly, so two
-# more intervals leave room for many failed runs before a row lands in the default partition.
-AHEAD = 2
-EVERY = timedelta(hours=1)
 # Any constant distinct from the migration runner's lock.
 _LEDGER_LOCK = 7_245_902
 # A partition is created or dropped under a brief lock on the ledger; waiting longer than
 # this behind the batches would stall them, so the run gives up and the next one tries again.
 _LOCK_TIMEOUT = "3s"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """A partition's range [lo, hi); None is MINVALUE for lo, MAXVALUE for hi."""
-
-    lo: datetime | None
-    hi: datetime | None
-
-
-@dataclass(frozen=True)
-class Partition:
-    name: str
-    bounds: Bounds
-
-
-@dataclass(frozen=True)
-class Plan:
-    create: tuple[Bounds, ...]
-    drop: tuple[str, ...]
-    # Rows decided before this are past the retention.
-    horizon: datetime
-
-
-def interval_start(at: datetime, interval: timedelta) -> datetime:
-    """The start of the interval holding `at`, intervals counted from the Unix epoch (UTC):
-    a one-day interval starts at midnight UTC."""
-    return _EPOCH + ((at - _EPOCH) // interval) * interval
-
-
-def partition_name(lo: datetime) -> str:
-    lo = lo.astimezone(UTC)
-    suffix = lo.strftime("%Y%m%dt%H%M%S") + (f"{lo.microsecond:06d}" if lo.microsecond else "")
-    return f"{TABLE}_p{suffix}"
-
-
-def _overlaps(a: Bounds, b: Bounds) -> bool:
-    a_before_b_ends = b.hi is None or a.lo is None or a.lo < b.hi
-    b_before_a_ends = a.hi is None or b.lo is None or b.lo < a.hi
-    return a_before_b_ends and b_before_a_ends
-
-
-def _uncovered(window: Bounds, covered: Sequence[Bounds]) -> list[Bounds]:
-    """The parts of `window` (finite) no range of `covered` holds."""
-    assert window.lo is not None
-    assert window.hi is not None
-    pieces = [window]
-    for taken in covered:
-        rest: list[Bounds] = []
-        for piece in pieces:
-            assert piece.lo is not None
-            assert piece.hi is not None
-            if not _overlaps(piece, taken):
-                rest.append(piece)
-                continue
-            if taken.lo is not None and taken.lo > piece.lo:
-                rest.append(Bounds(piece.lo, taken.lo))
-            if taken.hi is not None and taken.hi < piece.hi:
-                rest.append(Bounds(taken.hi, piece.hi))
-        pieces = rest
-    return sorted(pieces, key=lambda b: b.lo or _EPOCH)
-
-
-def plan(
-    existing: Sequence[Partition],
-    now: datetime,
-    interval: timedelta,
-    retention: timedelta,
-    ahead: int = AHEAD,
-) -> Plan:
-    """Drop every partition whose whole range ends at or before `now - retention`; create
-    what the current interval and the `ahead` next ones lack (partitions of another interval,
-    from before a change of setting, are kept and only the gaps between them filled)."""
-    horizon = now - retention
-    drop = tuple(p.name for p in existing if p.bounds.hi is not None and p.bounds.hi <= horizon)
-    covered = [p.bounds for p in existing if p.name not in drop]
-    start = interval_start(now, interval)
-    create: list[Bounds] = []
-    for index in range(ahead + 1):
-        window = Bounds(start + index * interval, start + (index + 1) * interval)
-        for piece in _uncovered(window, covered):
-            create.append(piece)
-            covered.append(piece)
-    return Plan(tuple(create), drop, horizon)
+# Rows deleted per statement from a partition too long to go whole: each batch is its own
+# short transaction, so a backlog never holds locks or runs into the statement timeout.
+_PURGE_BATCH = 5000
+# Slept past the moment a run is due: the wall clock read after waking must be past it.
+_WAKE_MARGIN_S = 0.02
 
 
 Executor = Conn | asyncpg.Pool
@@ -151,44 +75,95 @@ async def _partitions(conn: Conn) -> tuple[list[Partition], bool]:
     return partitions, any(row["is_default"] for row in rows)
 
 
-def _literal(at: datetime) -> str:
-    return "'" + at.astimezone(UTC).isoformat() + "'"
+def _bound(at: datetime | None, unbounded: str) -> str:
+    return unbounded if at is None else "'" + at.astimezone(UTC).isoformat() + "'"
 
 
-async def _carry_out(conn: Conn, work: Plan, has_default: bool) -> int:
-    """Drop, then create; returns the rows deleted from the default partition."""
+def _aside(name: str) -> str:
+    return f"{name}_retiring"
+
+
+async def _attach(conn: Conn, name: str, bounds: Bounds, has_default: bool) -> None:
+    """Attach table `name` for `bounds`; rows that went to the default partition meanwhile
+    move in first (attaching refuses a default partition holding rows of the new range)."""
+    if has_default:
+        await conn.execute(
+            f"""WITH moved AS (
+                    DELETE FROM "{DEFAULT_PARTITION}"
+                     WHERE ($1::timestamptz IS NULL OR first_processed_at >= $1)
+                       AND ($2::timestamptz IS NULL OR first_processed_at < $2)
+                 RETURNING *)
+                INSERT INTO "{name}" SELECT * FROM moved""",
+            bounds.lo,
+            bounds.hi,
+        )
+    await conn.execute(
+        f'ALTER TABLE "{TABLE}" ATTACH PARTITION "{name}" FOR VALUES '
+        f"FROM ({_bound(bounds.lo, 'MINVALUE')}) TO ({_bound(bounds.hi, 'MAXVALUE')})"
+    )
+
+
+async def _carry_out(conn: Conn, work: Plan, has_default: bool) -> list[str]:
+    """Drop, cut, create; returns the partitions cut that went altogether (nothing left of
+    their past)."""
     for name in work.drop:
         await conn.execute(f'DROP TABLE "{name}"')
-    purged = 0
-    if has_default:
-        status = await conn.execute(
-            f'DELETE FROM "{DEFAULT_PARTITION}" WHERE first_processed_at < $1', work.horizon
-        )
-        purged = int(status.split()[-1])
+    # Out of the way first: a partition of the interval may take a retired one's name.
+    for retiring in work.retire:
+        await conn.execute(f'ALTER TABLE "{TABLE}" DETACH PARTITION "{retiring.name}"')
+        await conn.execute(f'ALTER TABLE "{retiring.name}" RENAME TO "{_aside(retiring.name)}"')
     for bounds in work.create:
         assert bounds.lo is not None
-        assert bounds.hi is not None
         name = partition_name(bounds.lo)
         # Created apart and attached: attaching locks the ledger less than CREATE ... PARTITION
-        # OF does, and rows that went to the default partition meanwhile move in first.
+        # OF does.
         await conn.execute(
             f'CREATE TABLE "{name}" (LIKE "{TABLE}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
         )
-        if has_default:
-            await conn.execute(
-                f"""WITH moved AS (
-                        DELETE FROM "{DEFAULT_PARTITION}"
-                         WHERE first_processed_at >= $1 AND first_processed_at < $2
-                     RETURNING *)
-                    INSERT INTO "{name}" SELECT * FROM moved""",
-                bounds.lo,
-                bounds.hi,
-            )
+        await _attach(conn, name, bounds, has_default)
+    gone: list[str] = []
+    for retiring in work.retire:
+        aside, keep = _aside(retiring.name), retiring.keep
+        # Its rows of the current interval on go to the partitions that now hold that time.
         await conn.execute(
-            f'ALTER TABLE "{TABLE}" ATTACH PARTITION "{name}" '
-            f"FOR VALUES FROM ({_literal(bounds.lo)}) TO ({_literal(bounds.hi)})"
+            f"""WITH moved AS (
+                    DELETE FROM "{aside}"
+                     WHERE $1::timestamptz IS NULL OR first_processed_at >= $1
+                 RETURNING *)
+                INSERT INTO "{TABLE}" SELECT * FROM moved""",
+            keep.hi if keep is not None else None,
         )
-    return purged
+        if keep is not None and await conn.fetchval(f'SELECT EXISTS (SELECT FROM "{aside}")'):
+            await conn.execute(f'ALTER TABLE "{aside}" RENAME TO "{retiring.name}"')
+            await _attach(conn, retiring.name, keep, has_default)
+        else:
+            await conn.execute(f'DROP TABLE "{aside}"')
+            gone.append(retiring.name)
+    return gone
+
+
+async def _purge(conn: Conn, names: list[str], horizon: datetime) -> int:
+    """Delete the rows before `horizon` from each of `names`, a batch per transaction, each
+    under the maintenance lock; returns the rows deleted."""
+    deleted = 0
+    for name in names:
+        while True:
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", _LEDGER_LOCK)
+                    status = await conn.execute(
+                        f"""DELETE FROM "{name}" WHERE ctid = ANY(ARRAY(
+                                SELECT ctid FROM "{name}" WHERE first_processed_at < $1
+                                 LIMIT {_PURGE_BATCH}))""",
+                        horizon,
+                    )
+            except asyncpg.UndefinedTableError:
+                break  # gone whole meanwhile, by another runner
+            batch = int(status.split()[-1])
+            deleted += batch
+            if batch < _PURGE_BATCH:
+                break
+    return deleted
 
 
 async def maintain_ledger(
@@ -199,15 +174,28 @@ async def maintain_ledger(
     created_total: Counter | None = None,
     dropped_total: Counter | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Create the partitions ahead and drop those past the retention; returns the names of
-    the partitions (created, dropped). Idempotent: run again, it changes nothing."""
+    """Create the partitions ahead, cut those longer than the interval, drop those past the
+    retention and delete the rows past it from those that cannot go whole in time; returns
+    the names of the partitions (created, dropped). Idempotent: run again, it changes
+    nothing."""
     if isinstance(conn_or_pool, asyncpg.Pool):
         async with conn_or_pool.acquire() as pooled:
             return await maintain_ledger(
                 pooled, settings, now, created_total=created_total, dropped_total=dropped_total
             )
-    conn: Conn = conn_or_pool
-    now = now if now is not None else datetime.now(UTC)
+    _, created, dropped = await _maintain(
+        conn_or_pool, settings, now if now is not None else datetime.now(UTC)
+    )
+    if created_total is not None and created:
+        created_total.inc(len(created))
+    if dropped_total is not None and dropped:
+        dropped_total.inc(len(dropped))
+    return created, dropped
+
+
+async def _maintain(
+    conn: Conn, settings: Settings, now: datetime
+) -> tuple[Plan, list[str], list[str]]:
     async with conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
         await conn.execute("SET LOCAL TimeZone = 'UTC'")
@@ -219,8 +207,12 @@ async def maintain_ledger(
             settings.idempotency_partition_interval,
             settings.idempotency_retention,
         )
-        purged = await _carry_out(conn, work, has_default)
+        gone = await _carry_out(conn, work, has_default)
+    purged = await _purge(
+        conn, [*work.purge, *([DEFAULT_PARTITION] if has_default else [])], work.horizon
+    )
     created = [partition_name(b.lo) for b in work.create if b.lo is not None]
+    dropped = [*work.drop, *gone]
     for name, bounds in zip(created, work.create, strict=True):
         log.info(
             "Ledger partition created",
@@ -228,41 +220,67 @@ async def maintain_ledger(
             rangeFrom=bounds.lo.isoformat() if bounds.lo else None,
             rangeTo=bounds.hi.isoformat() if bounds.hi else None,
         )
-    for name in work.drop:
+    for retiring in work.retire:
+        log.info(
+            "Ledger partition longer than the interval cut",
+            partition=retiring.name,
+            rangeTo=retiring.keep.hi.isoformat() if retiring.keep and retiring.keep.hi else None,
+            interval=settings.idempotency_partition_interval.total_seconds(),
+        )
+    for name in dropped:
         log.info("Ledger partition dropped", partition=name, horizon=work.horizon.isoformat())
     if purged:
         log.info(
-            "Ledger rows past the retention deleted from the default partition",
-            partition=DEFAULT_PARTITION,
+            "Ledger rows past the retention deleted from partitions that cannot go whole",
+            partitions=[*work.purge, *([DEFAULT_PARTITION] if has_default else [])],
             rows=purged,
         )
-    if created_total is not None and created:
-        created_total.inc(len(created))
-    if dropped_total is not None and work.drop:
-        dropped_total.inc(len(work.drop))
-    return created, list(work.drop)
+    return work, created, dropped
 
 
-async def _every_hour(
-    pool: asyncpg.Pool, settings: Settings, created_total: Counter, dropped_total: Counter
+async def _on_schedule(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    created_total: Counter,
+    dropped_total: Counter,
+    runs_total: Counter | None,
 ) -> None:
+    interval = settings.idempotency_partition_interval
+    retention = settings.idempotency_retention
+    layout: tuple[Bounds, ...] = ()
     while True:
         try:
-            await maintain_ledger(
-                pool, settings, created_total=created_total, dropped_total=dropped_total
-            )
+            async with pool.acquire() as conn:
+                work, created, dropped = await _maintain(conn, settings, datetime.now(UTC))
+            layout = work.layout
+            created_total.inc(len(created))
+            dropped_total.inc(len(dropped))
+            result = "ok"
         except Exception as error:
             # The partitions made ahead leave time; the next run tries again.
             log.warning("Ledger maintenance failed", error=describe(error))
-        await asyncio.sleep(EVERY.total_seconds())
+            result = "failed"
+        if runs_total is not None:
+            runs_total.labels(result=result).inc()
+        now = datetime.now(UTC)
+        due = next_maintenance(now, interval, retention, layout)
+        await asyncio.sleep((due - now).total_seconds() + _WAKE_MARGIN_S)
 
 
 @asynccontextmanager
 async def ledger_maintenance(
-    pool: asyncpg.Pool, settings: Settings, created_total: Counter, dropped_total: Counter
+    pool: asyncpg.Pool,
+    settings: Settings,
+    created_total: Counter,
+    dropped_total: Counter,
+    runs_total: Counter | None = None,
 ) -> AsyncIterator[asyncio.Task[None]]:
-    """Maintenance in the background while the context lasts: at once, then every hour."""
-    task = asyncio.create_task(_every_hour(pool, settings, created_total, dropped_total))
+    """Maintenance in the background while the context lasts: at once, then at least twice
+    per interval (at most an hour apart) and on the moment a partition passes the retention.
+    `runs_total`: a counter with a `result` label (ok, failed)."""
+    task = asyncio.create_task(
+        _on_schedule(pool, settings, created_total, dropped_total, runs_total)
+    )
     try:
         yield task
     finally:

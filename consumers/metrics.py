@@ -37,6 +37,7 @@ class ConsumerMetrics:
     database_faults: Counter
     ledger_partitions_created: Counter
     ledger_partitions_dropped: Counter
+    ledger_maintenance_runs: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
@@ -128,6 +129,12 @@ class ConsumerMetrics:
             ledger_partitions_dropped=Counter(
                 "store_publish_ledger_partitions_dropped_total",
                 "Partitions of the idempotency ledger dropped past the retention.",
+                registry=registry,
+            ),
+            ledger_maintenance_runs=Counter(
+                "store_publish_ledger_maintenance_runs_total",
+                "Runs of the idempotency ledger's maintenance, by result (ok, failed).",
+                ["result"],
                 registry=registry,
             ),
         )

@@ -115,8 +115,12 @@ class Settings(BaseSettings):
     # margin. A request replayed later is decided again, safely (no second publish, no second
     # analytics row). ISO 8601 (`P8D`) or seconds.
     idempotency_retention: timedelta = Field(default=timedelta(days=8), gt=timedelta(0))
-    # The ledger's partitions each cover this much time; whole ones are dropped.
-    idempotency_partition_interval: timedelta = Field(default=timedelta(days=1), gt=timedelta(0))
+    # The ledger's partitions each cover this much time; whole ones are dropped, so a request
+    # is kept at most the retention plus this. Maintenance runs twice per interval (at most
+    # hourly): a second at least, or it would run more often than it can do its DDL.
+    idempotency_partition_interval: timedelta = Field(
+        default=timedelta(days=1), ge=timedelta(seconds=1)
+    )
 
     http_host: str = "127.0.0.1"
     consumer_http_port: int = Field(default=9400, ge=0, le=65535)

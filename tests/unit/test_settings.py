@@ -216,6 +216,7 @@ def test_sasl_with_all_credentials_reaches_the_kafka_client_options() -> None:
         ("RETRY_INITIAL_DELAY_MS", "-1"),
         ("KAFKA_SECURITY_PROTOCOL", "TLS"),
         ("CONSUMER_HTTP_PORT", "70000"),
+        ("IDEMPOTENCY_PARTITION_INTERVAL", "0.5"),
     ],
 )
 def test_out_of_range_values_are_refused_at_startup(
