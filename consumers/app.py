@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from consumers.batch import BatchHandler
 from consumers.commit import Committer
+from consumers.decide_in_db import PostgresDecisions
 from consumers.holding import Holding, ProbeDatabase
 from consumers.kafka_io import requests_reader
 from consumers.ledger import ledger_maintenance
@@ -138,7 +139,9 @@ async def run_consumer(
             metrics=metrics,
             report=reporter.report,
         )
-        committer = Committer(settings, consumer, claims, BatchHandler(settings, pool))
+        committer = Committer(
+            settings, consumer, claims, BatchHandler(settings, PostgresDecisions(settings, pool))
+        )
         loop = ConsumerLoop(settings, consumer, committer, holding, claims, metrics)
         listener = _Rebalance(consumer, claims, holding)
         listener.loop = loop

@@ -10,6 +10,7 @@ import pytest
 
 from consumers import repository as repo
 from consumers.batch import BatchHandler
+from consumers.decide_in_db import PostgresDecisions
 from consumers.errors import DecideSeparately
 from consumers.outcomes import InboundRecord
 from schemas.events import Reason, Status
@@ -63,7 +64,7 @@ async def test_two_partitions_in_one_transaction_get_their_results_and_records_i
             _record(settings, 1, 40, encode(request_body(gated[0]))),
             _record(settings, 1, 41, encode(request_body(ready[1]))),
         ]
-        handler = BatchHandler(settings, pool)
+        handler = BatchHandler(settings, PostgresDecisions(settings, pool))
         results = await handler.handle_together([(first, claims[0]), (second, claims[1])])
         statuses = [[(r.outcome.status, r.outcome.reason) for r in batch] for batch in results]
         assert statuses == [
@@ -104,11 +105,11 @@ async def test_a_lost_claim_writes_nothing_and_asks_for_each_partition_alone(
             ([_record(settings, 1, 0, encode(request_body(ready[1])))], claims[1]),
         ]
         with pytest.raises(DecideSeparately, match="partition lost"):
-            await BatchHandler(settings, pool).handle_together(batches)
+            await BatchHandler(settings, PostgresDecisions(settings, pool)).handle_together(batches)
         assert await pool.fetchval("SELECT count(*) FROM publish_requests") == 0
         assert await pool.fetchval("SELECT count(*) FROM stores WHERE status = 'published'") == 0
         # Alone, the partition still held goes through.
-        alone = await BatchHandler(settings, pool).handle(*batches[0])
+        alone = await BatchHandler(settings, PostgresDecisions(settings, pool)).handle(*batches[0])
         assert [r.outcome.status for r in alone] == [Status.PUBLISHED]
     finally:
         await pool.close()

@@ -191,7 +191,7 @@ async def test_a_bug_in_the_batch_path_pauses_publishing_and_fails_no_request(
             raise TypeError("a bug in building the effects")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("consumers.batch.effects_of", effects_of)
+    monkeypatch.setattr("consumers.decide_in_db.effects_of", effects_of)
     ready = await make_creators(PUBLISHABLE)
     blocked = await make_creators(GATED, done=())
     (first,) = await make_creators(1)
