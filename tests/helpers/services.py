@@ -1,18 +1,29 @@
-"""`ops/dev/services` run for the tests: the shared pair, and pairs of their own beside it."""
+"""`ops/dev/services` for the tests, through its Python API (ops.dev.services_tool): the shared
+pair, and pairs of their own beside it, each a `Services` on its own SERVICES_HOME and ports."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from ops.dev.services_tool import Services
+from ops.dev.services_tool.cli import run as run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "ops" / "dev" / "services"
 
 
+def services_on(env: Mapping[str, str]) -> Services:
+    """The services `ops/dev/services` would run with the environment `env`."""
+    return Services.from_environ(env)
+
+
 def run_services(env: dict[str, str] | None, *args: str, timeout: float = 600) -> str:
-    """`ops/dev/services ARGS` with `env` (None: this process's); its stdout, or RuntimeError."""
+    """`ops/dev/services ARGS` as a command, with `env` (None: this process's); its stdout, or
+    RuntimeError. For tests of the command line itself; fixtures use `services_on`."""
     done = subprocess.run(
         [str(SERVICES), *args],
         env=env,
@@ -32,7 +43,7 @@ def printed_env(stdout: str) -> dict[str, str]:
 
 
 class OwnServices:
-    """Start, stop and inspect the fault tests' own Kafka and PostgreSQL."""
+    """The fault tests' own Kafka and PostgreSQL: `services` to start, stop and inspect them."""
 
     def __init__(self) -> None:
         self.env = {
@@ -43,17 +54,22 @@ class OwnServices:
             "KAFKA_PORT": os.environ.get("FAULT_KAFKA_PORT", "19192"),
             "PG_PORT": os.environ.get("FAULT_PG_PORT", "15532"),
         }
+        for name in ("KAFKA_BROKERS", "KAFKA_SECURE", "CACHE"):
+            self.env.pop(name, None)
+        self.services = services_on(self.env)
 
-    def run(self, *args: str) -> str:
-        return run_services(self.env, *args)
+    def run(self, *args: str) -> None:
+        """`ops/dev/services ARGS` in this process, e.g. `run("kafka-stop", "--kill")`;
+        ServicesError if it fails."""
+        run_command(args, self.env)
 
     def addresses(self) -> dict[str, str]:
-        return printed_env(self.run("env"))
+        return self.services.env()
 
 
 @dataclass(frozen=True)
 class SecureBroker:
-    """Where the secure listener is and the credentials `ops/dev/services env` printed for it."""
+    """Where the secure listener is and the credentials of its client user."""
 
     bootstrap_servers: str
     username: str
