@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from consumers.idempotency import Repeat, SameAs, decided_before
 from schemas.events import PublishRequested, Reason, Status
 
 
@@ -57,19 +58,6 @@ class Verdict(NamedTuple):
     published_at: datetime | None = None
     # The side effect to carry out: make this store public.
     publish: bool = False
-
-
-class Repeat(NamedTuple):
-    """A request decided before: its recorded outcome (JSON) is sent again, nothing else."""
-
-    outcome_json: str
-
-
-class SameAs(NamedTuple):
-    """A request whose event id came earlier in the same batch: it gets that outcome again."""
-
-    # The position in the batch of the first request with this event id.
-    first: int
 
 
 Decision = Verdict | Repeat | SameAs
@@ -142,19 +130,16 @@ def decide_batch(
     """Decide a batch in order, as if one request at a time.
 
     A store published earlier in the batch is `already_published` for the requests after it;
-    an event id seen before (recorded, or earlier in the batch) repeats its first decision.
+    an event id seen before (recorded, or earlier in the batch) repeats its first decision
+    (`consumers.idempotency`).
     """
     stores = dict(snapshot.stores)
     first_index: dict[uuid.UUID, int] = {}
     results: list[Decision] = []
     for index, request in enumerate(requests):
-        if request.event_id in first_index:
-            results.append(SameAs(first_index[request.event_id]))
-            continue
-        first_index[request.event_id] = index
-        prior = snapshot.prior_outcomes.get(request.event_id)
-        if prior is not None:
-            results.append(Repeat(prior))
+        again = decided_before(request.event_id, index, first_index, snapshot.prior_outcomes)
+        if again is not None:
+            results.append(again)
             continue
         store = stores.get(request.store_id)
         verdict = decide(

@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 import structlog
 
-from consumers.decision import Decision, SameAs, Verdict
+from consumers.decision import Decision, Verdict
+from consumers.idempotency import SameAs
 from consumers.outcomes import (
     InboundRecord,
     OutboundRecord,
