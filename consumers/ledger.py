@@ -54,7 +54,7 @@ _WAKE_MARGIN_S = 0.02
 Executor = Conn | asyncpg.Pool
 
 
-async def _partitions(conn: Conn) -> tuple[list[Partition], bool]:
+async def read_partitions(conn: Conn) -> tuple[list[Partition], bool]:
     """The ledger's range partitions, and whether it has a default one. The bounds are read
     back from their text, printed in UTC (the transaction's time zone)."""
     rows = await conn.fetch(
@@ -200,7 +200,7 @@ async def _maintain(
         await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
         await conn.execute("SET LOCAL TimeZone = 'UTC'")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LEDGER_LOCK)
-        existing, has_default = await _partitions(conn)
+        existing, has_default = await read_partitions(conn)
         work = plan(
             existing,
             now,
