@@ -24,6 +24,7 @@ from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from consumers.partition_claims import PartitionClaims
 from consumers.state_report import StateReporter
+from ops.runtime.database import database_pool
 from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import read_control
 from ops.runtime.waiting import until_started, within
@@ -63,24 +64,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("Partitions assigned", partitions=[tp.partition for tp in assigned])
 
 
-def _pool(settings: Settings) -> asyncpg.Pool:
-    # min_size=0: the consumer starts, and waits, even while PostgreSQL is down.
-    return asyncpg.create_pool(
-        settings.dsn(),
-        min_size=0,
-        max_size=settings.db_pool_max_size,
-        timeout=5,
-        # Session settings rather than SET LOCAL in each transaction: one round trip fewer
-        # per batch.
-        server_settings={
-            "lock_timeout": str(settings.db_lock_timeout_ms),
-            "statement_timeout": str(settings.db_statement_timeout_ms),
-            "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
-            "application_name": "store-publish-consumer",
-        },
-    )
-
-
 def _probe(settings: Settings, pool: asyncpg.Pool) -> ProbeDatabase:
     async def probe() -> None:
         """Raises while PostgreSQL does not answer; once it does, the pool's connections
@@ -116,7 +99,7 @@ async def run_consumer(
     stop = stop if stop is not None else asyncio.Event()
     metrics = ConsumerMetrics.create(registry)
     async with AsyncExitStack() as stack:
-        pool = await stack.enter_async_context(_pool(settings))
+        pool = await stack.enter_async_context(database_pool(settings, "consumer"))
         await stack.enter_async_context(
             ledger_maintenance(
                 pool,

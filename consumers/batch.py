@@ -26,8 +26,7 @@ class BatchHandler:
         self._settings = settings
         self._flow = RetryFlow(settings, store)
         self._results = Results(settings.topic_dlq)
-        secret = settings.event_signing_secret
-        self._secret = secret.get_secret_value().encode("utf-8") if secret else None
+        self._secret = settings.signing_key()
 
     async def handle(
         self, records: Sequence[InboundRecord], claim: repo.PartitionClaim

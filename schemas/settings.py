@@ -270,3 +270,8 @@ class Settings(BaseSettings):
 
     def dsn(self) -> str:
         return self.database_url.get_secret_value()
+
+    def signing_key(self) -> bytes | None:
+        """`EVENT_SIGNING_SECRET` as the HMAC key, or None when requests are not signed."""
+        secret = self.event_signing_secret
+        return secret.get_secret_value().encode("utf-8") if secret is not None else None

@@ -18,3 +18,11 @@ def sign(value: bytes, secret: bytes) -> str:
 def signature_matches(value: bytes, given: bytes, secret: bytes) -> bool:
     """Whether `given` is the signature of `value`, compared in constant time."""
     return hmac.compare_digest(given, sign(value, secret).encode("ascii"))
+
+
+def signature_headers(value: bytes, secret: bytes | None) -> list[tuple[str, bytes]]:
+    """The headers a request with `value` carries: its signature under `secret`, or none when
+    signing is off. Every producer of requests signs through here."""
+    if secret is None:
+        return []
+    return [(SIGNATURE_HEADER, sign(value, secret).encode("ascii"))]

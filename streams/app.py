@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry
 
+from ops.runtime.database import database_pool
 from ops.runtime.faults import describe, is_worth_retrying
 from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.pause_switch import set_paused
@@ -138,8 +139,7 @@ async def run_stream(
     metrics = StreamMetrics.create(registry)
     async with AsyncExitStack() as stack:
         # min_size=0: the stream alerts without a database; it is needed only to pause.
-        pool = await asyncpg.create_pool(settings.dsn(), min_size=0, max_size=2)
-        stack.push_async_callback(pool.close)
+        pool = await stack.enter_async_context(database_pool(settings, "stream", max_size=2))
         worker = _Worker(settings, metrics, rollback_action(pool), clock)
         port = await stack.enter_async_context(
             serve_health_and_metrics(

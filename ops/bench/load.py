@@ -20,8 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.db.migrate import migrate_database
 from ops.dev.emit import request_headers
-from ops.dev.requests import parties, publish_request, request_value
+from ops.dev.requests import parties
 from ops.dev.seed import Creator, Population, seed_population
+from schemas.requests import publish_request, request_value
 from schemas.settings import Settings
 
 BENCH_STEPS = ("payments", "email_verification")

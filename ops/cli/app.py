@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -66,65 +67,62 @@ def migrate() -> None:
         asyncio.run(run(load_settings()))
 
 
+def _serve(
+    run: Callable[[Settings, asyncio.Event], Awaitable[None]],
+    *,
+    check: Callable[[Settings], None] | None = None,
+    prepare: Callable[[], None] | None = None,
+) -> None:
+    """A long-running process: settings checked here, then `run` until SIGTERM or SIGINT.
+    Services that do not answer yet are waited for by design, not refused."""
+    from ops.runtime.logs import configure_logging
+    from ops.runtime.signals import stop_on_signals
+
+    with operator_errors(quiet_kafka=False):
+        settings = load_settings()
+        if check is not None:
+            check(settings)
+        configure_logging(settings.log_level)
+        if prepare is not None:
+            prepare()
+
+        async def main() -> None:
+            await run(settings, stop_on_signals())
+
+        asyncio.run(main())
+
+
 @app.command()
 def consume() -> None:
     """Run the publish consumer until SIGTERM or SIGINT; then drain, commit and exit 0."""
     from consumers.app import run_consumer
     from ops.runtime.collector import tune_for_batches
-    from ops.runtime.logs import configure_logging
-    from ops.runtime.signals import stop_on_signals
 
-    # Services that do not answer yet are waited for by design; settings are checked here.
-    with operator_errors(quiet_kafka=False):
-        settings = load_settings()
-        configure_logging(settings.log_level)
-        tune_for_batches()
-
-        async def run() -> None:
-            await run_consumer(settings, stop=stop_on_signals())
-
-        asyncio.run(run())
+    _serve(lambda settings, stop: run_consumer(settings, stop=stop), prepare=tune_for_batches)
 
 
 @app.command()
 def stream() -> None:
     """Run the rates stream: window rates, p95 latency, alerts and the automatic pause."""
-    from ops.runtime.logs import configure_logging
-    from ops.runtime.signals import stop_on_signals
     from streams.app import run_stream
 
-    # Services that do not answer yet are waited for by design; settings are checked here.
-    with operator_errors(quiet_kafka=False):
-        settings = load_settings()
-        configure_logging(settings.log_level)
+    _serve(lambda settings, stop: run_stream(settings, stop=stop))
 
-        async def run() -> None:
-            await run_stream(settings, stop=stop_on_signals())
 
-        asyncio.run(run())
+def _gateway_secret(settings: Settings) -> None:
+    if settings.jwt_secret is None:
+        raise OperatorError(
+            "JWT_SECRET is not set: the gateway verifies bearer tokens with it",
+            ExitCode.BAD_ARGUMENTS,
+        )
 
 
 @app.command()
 def gateway() -> None:
     """Serve the original `POST /api/store/publish` through the pipeline, until SIGTERM."""
     from ops.gateway.app import run_gateway
-    from ops.runtime.logs import configure_logging
-    from ops.runtime.signals import stop_on_signals
 
-    # Services that do not answer yet are waited for by design; settings are checked here.
-    with operator_errors(quiet_kafka=False):
-        settings = load_settings()
-        if settings.jwt_secret is None:
-            raise OperatorError(
-                "JWT_SECRET is not set: the gateway verifies bearer tokens with it",
-                ExitCode.BAD_ARGUMENTS,
-            )
-        configure_logging(settings.log_level)
-
-        async def run() -> None:
-            await run_gateway(settings, stop=stop_on_signals())
-
-        asyncio.run(run())
+    _serve(lambda settings, stop: run_gateway(settings, stop=stop), check=_gateway_secret)
 
 
 @app.command()

@@ -24,12 +24,12 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 
 from ops.dev.emit import key_of, request_producer
-from ops.dev.requests import publish_request, request_value
 from ops.dev.seed import Creator
 from ops.oncall.topic_reader import read_until
 from schemas.events import PublishOutcome, Reason, Status
+from schemas.requests import publish_request, request_value
 from schemas.settings import Settings
-from schemas.signing import sign
+from schemas.signing import signature_headers
 
 SERVICES = Path(__file__).resolve().parents[1] / "dev" / "services"
 OUTAGE_SECONDS = 4.0
@@ -107,9 +107,11 @@ async def _send(
                 creator.user_id, store_id or creator.store_id, confirm_publish=True
             )
             value = request_value(request)
-            headers = [("signature", sign(value, stage.key).encode())]
             await producer.send(
-                stage.settings.topic_requests, value=value, key=key_of(value), headers=headers
+                stage.settings.topic_requests,
+                value=value,
+                key=key_of(value),
+                headers=signature_headers(value, stage.key),
             )
             ids.append(request.event_id)
         await producer.flush()

@@ -8,9 +8,10 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ops.dev.requests import parties, publish_request, request_value
+from ops.dev.requests import parties
 from ops.dev.seed import Population
-from schemas.signing import sign
+from schemas.requests import publish_request, request_value
+from schemas.signing import signature_headers
 
 
 @dataclass
@@ -57,6 +58,6 @@ def plan_demo_requests(
         elif kind == "redelivered":
             value = rng.choice(sent_values)
         sent_values.append(value)
-        headers = [] if kind == "unsigned" else [("signature", sign(value, secret).encode())]
+        headers = signature_headers(value, None if kind == "unsigned" else secret)
         plan.values.append((value, headers))
         plan.kinds[kind] += 1

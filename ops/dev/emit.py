@@ -14,9 +14,9 @@ from typing import TextIO
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from ops.dev.requests import publish_request, request_value
+from schemas.requests import publish_request, request_value
 from schemas.settings import Settings
-from schemas.signing import SIGNATURE_HEADER, sign
+from schemas.signing import signature_headers
 
 
 @asynccontextmanager
@@ -32,10 +32,7 @@ async def request_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer
 
 
 def request_headers(settings: Settings, value: bytes) -> list[tuple[str, bytes]]:
-    secret = settings.event_signing_secret
-    if secret is None:
-        return []
-    return [(SIGNATURE_HEADER, sign(value, secret.get_secret_value().encode()).encode())]
+    return signature_headers(value, settings.signing_key())
 
 
 def key_of(value: bytes) -> bytes | None:

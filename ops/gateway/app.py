@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
-import asyncpg
 import structlog
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from ops.gateway.body import MAX_BODY_BYTES
@@ -21,6 +19,8 @@ from ops.gateway.metrics import GatewayMetrics
 from ops.gateway.rate import RateLimiter
 from ops.gateway.routes import Gateway
 from ops.gateway.waiting import OutcomeFollower
+from ops.runtime.database import database_pool
+from ops.runtime.http import serve_health_and_metrics
 from ops.runtime.waiting import until_started
 from schemas.settings import Settings
 
@@ -28,30 +28,6 @@ log = structlog.get_logger("ops.gateway.app")
 
 # Handlers end within this once stop is set (a waiting caller is answered 202 at once).
 _SHUTDOWN_TIMEOUT_S = 5.0
-
-
-def _pool(settings: Settings) -> asyncpg.Pool:
-    # min_size=0: the gateway starts while PostgreSQL is down and answers 503 until it is up.
-    return asyncpg.create_pool(
-        settings.dsn(),
-        min_size=0,
-        max_size=settings.db_pool_max_size,
-        timeout=5,
-        server_settings={
-            "statement_timeout": str(settings.db_statement_timeout_ms),
-            "application_name": "store-publish-gateway",
-        },
-    )
-
-
-async def _serve(app: web.Application, settings: Settings) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.gateway_http_port)
-    await site.start()
-    sockets = getattr(site._server, "sockets", None) or []
-    port = int(sockets[0].getsockname()[1]) if sockets else settings.gateway_http_port
-    return runner, port
 
 
 async def run_gateway(
@@ -68,7 +44,7 @@ async def run_gateway(
     registry = registry if registry is not None else CollectorRegistry()
     stop = stop if stop is not None else asyncio.Event()
     async with AsyncExitStack() as stack:
-        pool = await stack.enter_async_context(_pool(settings))
+        pool = await stack.enter_async_context(database_pool(settings, "gateway"))
         emitter = Emitter(settings)
         follower = OutcomeFollower(settings)
         if not await until_started(emitter.start, stop, waiting="Waiting for Kafka"):
@@ -84,23 +60,27 @@ async def run_gateway(
             follower,
             RateLimiter(settings.gateway_rate_per_user_per_min),
             GatewayMetrics.create(registry),
-            registry,
             stop,
         )
-        app = web.Application(client_max_size=MAX_BODY_BYTES + 1024)
-        app.add_routes(gateway.routes())
         following = asyncio.create_task(follower.run(stop))
-        runner, port = await _serve(app, settings)
-        log.info("Gateway started", httpPort=port, topic=settings.topic_requests)
-        if bound is not None:
-            bound.append(port)
-        if started is not None:
-            started.set()
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        log.info("Gateway stopping")
-        await runner.cleanup()
+        async with serve_health_and_metrics(
+            settings.gateway_http_port,
+            registry,
+            gateway.health,
+            host=settings.http_host,
+            routes=gateway.routes(),
+            client_max_size=MAX_BODY_BYTES + 1024,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT_S,
+        ) as port:
+            log.info("Gateway started", httpPort=port, topic=settings.topic_requests)
+            if bound is not None:
+                bound.append(port)
+            if started is not None:
+                started.set()
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            log.info("Gateway stopping")
         await asyncio.gather(following, return_exceptions=True)
         if following.done() and not following.cancelled() and following.exception():
             raise following.exception()  # type: ignore[misc]

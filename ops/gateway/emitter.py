@@ -4,13 +4,13 @@ under EVENT_SIGNING_SECRET when one is set (as every upstream service signs)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import PublishRequested
+from schemas.requests import request_key, request_value
 from schemas.settings import Settings
-from schemas.signing import SIGNATURE_HEADER, sign
+from schemas.signing import signature_headers
 
 # A request's id under an Idempotency-Key is UUID v5 of the user and the key under this
 # namespace: the same key from the same user is the same request, from any gateway instance,
@@ -24,37 +24,12 @@ def request_id_for(user_id: uuid.UUID, idempotency_key: str | None) -> uuid.UUID
     return uuid.uuid5(GATEWAY_NAMESPACE, f"{user_id}:{idempotency_key}")
 
 
-def publish_requested(
-    request_id: uuid.UUID,
-    user_id: uuid.UUID,
-    store_id: uuid.UUID,
-    *,
-    correlation_id: str,
-    confirm_publish: bool,
-    notify_customers: bool,
-) -> PublishRequested:
-    return PublishRequested(
-        event_id=request_id,
-        schema_version=1,
-        occurred_at=datetime.now(UTC),
-        correlation_id=correlation_id,
-        user_id=user_id,
-        store_id=store_id,
-        confirm_publish=confirm_publish,
-        notify_customers=notify_customers,
-    )
-
-
 class Emitter:
     """One idempotent producer for the process; `send` returns once the broker has it."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._secret = (
-            settings.event_signing_secret.get_secret_value().encode()
-            if settings.event_signing_secret is not None
-            else None
-        )
+        self._secret = settings.signing_key()
         self._producer = AIOKafkaProducer(
             **settings.kafka_client_options(), acks="all", enable_idempotence=True, linger_ms=2
         )
@@ -66,13 +41,10 @@ class Emitter:
         await self._producer.stop()
 
     async def send(self, request: PublishRequested) -> None:
-        value = request.model_dump_json(exclude_none=True).encode("utf-8")
-        headers = (
-            [] if self._secret is None else [(SIGNATURE_HEADER, sign(value, self._secret).encode())]
-        )
+        value = request_value(request)
         await self._producer.send_and_wait(
             self._settings.topic_requests,
             value=value,
-            key=str(request.store_id).encode(),
-            headers=headers,
+            key=request_key(request.store_id),
+            headers=signature_headers(value, self._secret),
         )

@@ -7,27 +7,26 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ops.gateway import answers
 from ops.gateway.answers import Answer
 from ops.gateway.auth import Refused, authenticate
 from ops.gateway.body import MAX_BODY_BYTES, Invalid, Unreadable, parse_body
-from ops.gateway.emitter import Emitter, publish_requested, request_id_for
+from ops.gateway.emitter import Emitter, request_id_for
 from ops.gateway.lookup import find_caller, recorded_outcome
 from ops.gateway.metrics import GatewayMetrics
 from ops.gateway.rate import RateLimiter
 from ops.gateway.waiting import OutcomeFollower
-from ops.runtime.faults import describe
+from ops.runtime.faults import DATABASE_ERRORS, describe
 from schemas.events import PublishOutcome, Status
+from schemas.requests import publish_request
 from schemas.settings import Settings
 
 log = structlog.get_logger("ops.gateway")
@@ -56,15 +55,12 @@ class Gateway:
     follower: OutcomeFollower
     limiter: RateLimiter
     metrics: GatewayMetrics
-    registry: CollectorRegistry
     stop: asyncio.Event
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post(answers.ROUTE, self.publish),
             web.get(answers.ROUTE + "/{request_id}", self.poll),
-            web.get("/health", self.health),
-            web.get("/metrics", self.metrics_view),
         ]
 
     def _secret(self) -> str:
@@ -124,7 +120,7 @@ class Gateway:
             return answers.invalid_body(cid, details)
         try:
             caller = await find_caller(self.pool, user_id)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except DATABASE_ERRORS as error:
             log.error("Store lookup failed", error=describe(error))
             return answers.unavailable(cid)
         if not caller.user_exists:
@@ -136,10 +132,10 @@ class Gateway:
         earlier = self.follower.decided(request_id)
         if earlier is not None and earlier.status is not Status.FAILED:
             return answers.answer_for(earlier)  # a retried key, answered here already
-        publish = publish_requested(
-            request_id,
+        publish = publish_request(
             user_id,
             caller.store_id,
+            event_id=request_id,
             correlation_id=cid,
             confirm_publish=body.confirm_publish,
             notify_customers=body.notify_customers,
@@ -196,7 +192,7 @@ class Gateway:
             return answers.pending(request_id, cid)
         try:
             outcome = await recorded_outcome(self.pool, request_id, user_id)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except DATABASE_ERRORS as error:
             log.error("Ledger lookup failed", error=describe(error))
             return answers.unavailable(cid)
         if outcome is None:
@@ -208,17 +204,11 @@ class Gateway:
         self.metrics.duration.labels(route).observe(time.monotonic() - started)
         log.info("Store publish answered", route=route, status=answer.status)
 
-    async def health(self, _request: web.Request) -> web.Response:
+    def health(self) -> tuple[bool, Mapping[str, object]]:
+        """What `/health` says (served by `ops.runtime.http` with `/metrics`)."""
         ok = not self.stop.is_set()
-        return web.json_response(
-            {
-                "status": "ok" if ok else "stopping",
-                "waiting": self.follower.waiting,
-                "outcomesFollowed": self.follower.followed,
-            },
-            status=200 if ok else 503,
-        )
-
-    async def metrics_view(self, _request: web.Request) -> web.Response:
-        body = generate_latest(self.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return ok, {
+            "status": "ok" if ok else "stopping",
+            "waiting": self.follower.waiting,
+            "outcomesFollowed": self.follower.followed,
+        }

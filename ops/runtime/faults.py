@@ -58,6 +58,15 @@ _UNREACHABLE_TYPES: tuple[type[BaseException], ...] = (
 )
 
 
+# Whatever a database call raises for the database's answer or its absence, rather than for a
+# bug of ours: a caller that must answer rather than crash (the gateway's 503) catches these.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
 def sqlstate(error: BaseException) -> str | None:
     """The error's SQLSTATE when PostgreSQL gave one."""
     code = getattr(error, "sqlstate", None)

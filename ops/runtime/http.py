@@ -1,8 +1,9 @@
-"""`/health` and `/metrics` over HTTP for each long-running process."""
+"""`/health` and `/metrics` over HTTP for each long-running process, and the gateway's own
+routes beside them: one server, made one way."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -14,9 +15,21 @@ HealthReport = Callable[[], tuple[bool, Mapping[str, object]]]
 
 @asynccontextmanager
 async def serve_health_and_metrics(
-    port: int, registry: CollectorRegistry, health: HealthReport, host: str = "127.0.0.1"
+    port: int,
+    registry: CollectorRegistry,
+    health: HealthReport,
+    host: str = "127.0.0.1",
+    *,
+    routes: Sequence[web.RouteDef] = (),
+    client_max_size: int = 1024**2,
+    shutdown_timeout: float = 60.0,
 ) -> AsyncIterator[int]:
-    """Serve until the block exits; yields the bound port (0 picks a free one)."""
+    """Serve until the block exits; yields the bound port (0 picks a free one).
+
+    `/health` answers 200 with `{"status": "ok", ...details}` while `health` says ok, else
+    503 with `"degraded"` (or the status the details give); `/metrics` is the registry in
+    Prometheus' text format. `routes` are served beside them; requests in flight get
+    `shutdown_timeout` seconds to end when the block exits."""
 
     async def health_view(_request: web.Request) -> web.Response:
         ok, details = health()
@@ -28,10 +41,11 @@ async def serve_health_and_metrics(
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application()
+    app = web.Application(client_max_size=client_max_size)
     app.router.add_get("/health", health_view)
     app.router.add_get("/metrics", metrics_view)
-    runner = web.AppRunner(app, access_log=None)
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -16,9 +16,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ops.dev.requests import publish_request, request_value
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason
+from schemas.requests import publish_request, request_value
 from schemas.settings import Settings
 from tests.helpers.support import producer_for
 

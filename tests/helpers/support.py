@@ -18,9 +18,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from ops.dev.requests import publish_request, request_fields
 from ops.oncall.topic_reader import RawRecord, read_until
 from schemas.events import PublishOutcome
+from schemas.requests import publish_request, request_fields
 from schemas.settings import Settings
 from schemas.signing import sign
 

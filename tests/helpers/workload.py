@@ -12,8 +12,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ops.dev.emit import request_producer
-from ops.dev.requests import publish_request, request_value
 from ops.dev.seed import seed_population
+from schemas.requests import publish_request, request_value
 from schemas.settings import Settings
 
 
