@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import pytest
 
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
@@ -22,8 +21,6 @@ from tests.helpers.support import (
     running_consumer,
     send_requests,
 )
-
-pytestmark = pytest.mark.faults
 
 
 class CommitCuttingProxy:

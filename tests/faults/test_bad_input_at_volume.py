@@ -7,7 +7,6 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -24,8 +23,6 @@ from tests.helpers.support import (
     request_body,
     running_consumer,
 )
-
-pytestmark = pytest.mark.faults
 
 MAX_BYTES = 4096
 JUNK = 300

@@ -29,8 +29,6 @@ from tests.fixtures.processes import ConsumerProcessFactory
 from tests.helpers.accounting import Accounting, account
 from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
-pytestmark = pytest.mark.faults
-
 # A few thousand requests, sent at a rate that keeps traffic flowing through every fault.
 REQUESTS = 3_600
 RATE = 30.0

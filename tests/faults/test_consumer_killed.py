@@ -18,8 +18,6 @@ from tests.helpers.workload import (
     wait_until_committed,
 )
 
-pytestmark = pytest.mark.faults
-
 REQUESTS = 20_000
 
 

@@ -14,8 +14,6 @@ import pytest
 
 from tests.helpers.services import ROOT, printed_env, run_services
 
-pytestmark = pytest.mark.faults
-
 
 @pytest.fixture(scope="module")
 def demo_services() -> Iterator[dict[str, str]]:

@@ -26,8 +26,6 @@ from tests.fixtures.settings import MakeSettings
 from tests.helpers.accounting import account
 from tests.helpers.workload import decided, seed_and_send, wait_until_committed
 
-pytestmark = pytest.mark.faults
-
 ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = 1_200
 AT = 3  # the third Kafka transaction: polls before it committed, polls after it to come

@@ -14,8 +14,6 @@ from tests.fixtures.settings import MakeSettings
 from tests.helpers.accounting import account
 from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
-pytestmark = pytest.mark.faults
-
 REQUESTS = 20_000
 
 

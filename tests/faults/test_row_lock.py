@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-import pytest
 
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
@@ -18,8 +17,6 @@ from tests.helpers.support import (
     running_consumer,
     send_requests,
 )
-
-pytestmark = pytest.mark.faults
 
 
 async def test_a_store_locked_past_the_retry_budget_fails_alone_and_holds_up_no_one_beyond_it(

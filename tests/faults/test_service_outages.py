@@ -18,8 +18,6 @@ from tests.helpers.services import OwnServices
 from tests.helpers.support import free_port
 from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
-pytestmark = pytest.mark.faults
-
 REQUESTS = 10_000
 
 

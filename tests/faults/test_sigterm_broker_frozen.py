@@ -20,8 +20,6 @@ from tests.helpers.accounting import account
 from tests.helpers.services import OwnServices
 from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
-pytestmark = pytest.mark.faults
-
 REQUESTS = 6_000
 
 

@@ -24,7 +24,7 @@ from tests.helpers.stream import (
 )
 from tests.helpers.support import producer_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
+pytestmark = pytest.mark.timeout(400)
 
 DEGRADED = 400  # 30% failed: the error-rate and rollback rules fire
 HEALTHY = 4_000  # then enough published outcomes to bring failed/all under 5%

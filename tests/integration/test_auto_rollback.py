@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import pytest
 from prometheus_client import CollectorRegistry
 
 from ops.runtime.pause_switch import read_control, set_paused
@@ -22,8 +21,6 @@ from tests.helpers.support import (
     running_consumer,
     send_requests,
 )
-
-pytestmark = pytest.mark.integration
 
 
 async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(

@@ -16,8 +16,6 @@ from ops.bench.options import BenchOptions
 from ops.bench.run import run_bench
 from schemas.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 REQUIRED_KEYS = {
     "pipeline_events_per_s",
     "passthrough_events_per_s",

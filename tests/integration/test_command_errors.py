@@ -15,8 +15,6 @@ import pytest
 
 from ops.errors import ExitCode
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 NO_KAFKA = "127.0.0.1:1"
 NO_DATABASE = "postgresql://postgres@127.0.0.1:1/x"

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import asyncpg
-import pytest
 
 from schemas.events import Reason, Status
 from schemas.settings import Settings
@@ -20,8 +19,6 @@ from tests.helpers.support import (
     running_consumer,
     send_requests,
 )
-
-pytestmark = pytest.mark.integration
 
 
 async def _count(database_url: str, sql: str, *args: object) -> int:

@@ -8,7 +8,6 @@ import urllib.request
 import uuid
 
 import asyncpg
-import pytest
 
 from ops.runtime.topics import ensure_topics
 from tests.fixtures.settings import MakeSettings
@@ -22,8 +21,6 @@ from tests.helpers.support import (
     seed_steps,
     send_requests,
 )
-
-pytestmark = pytest.mark.integration
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:

@@ -6,7 +6,6 @@ import json
 import uuid
 
 import asyncpg
-import pytest
 
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status, outcome_event_id
@@ -22,8 +21,6 @@ from tests.helpers.support import (
     seed_steps,
     send_requests,
 )
-
-pytestmark = pytest.mark.integration
 
 
 async def test_every_business_status_and_reason_reaches_the_outcome_topic(

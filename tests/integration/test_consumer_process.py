@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
@@ -25,8 +24,6 @@ from tests.helpers.support import (
     seed_creator,
     seed_steps,
 )
-
-pytestmark = pytest.mark.integration
 
 SECRET = "runbook-secret-4f1c9a"
 PUBLISHED = "published"  # a case that must go through: no reason

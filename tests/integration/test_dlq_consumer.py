@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-import pytest
 
 from schemas.events import Reason, Status
 from schemas.settings import Settings
@@ -20,8 +19,6 @@ from tests.helpers.support import (
     running_consumer,
     send_requests,
 )
-
-pytestmark = pytest.mark.integration
 
 
 async def test_replay_after_a_database_fault_publishes_each_failed_request_exactly_once(

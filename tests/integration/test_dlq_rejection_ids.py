@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import PublishOutcome, Reason, Status
@@ -18,8 +16,6 @@ from tests.helpers.support import (
     running_consumer,
     send_requests,
 )
-
-pytestmark = pytest.mark.integration
 
 
 async def test_invalid_requests_outcomes_and_dead_letters_carry_the_ids_they_name(

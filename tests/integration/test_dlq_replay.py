@@ -6,14 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
 from schemas.events import Reason
 from schemas.settings import Settings
 from tests.helpers.dlq import Letter, cli, json_lines, produce_dead_letters
 from tests.helpers.support import read_topic
-
-pytestmark = pytest.mark.integration
 
 
 async def listed(settings: Settings, *flags: str) -> list[str]:

@@ -8,13 +8,10 @@ import sys
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from schemas.settings import Settings
 from schemas.signing import sign
 from tests.helpers.support import read_topic, request_body, seed_creator
-
-pytestmark = pytest.mark.integration
 
 
 def _emit(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-import pytest
 
 from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
@@ -18,8 +17,6 @@ from tests.helpers.support import (
     running_consumer,
     send_requests,
 )
-
-pytestmark = pytest.mark.integration
 
 
 async def test_unreadable_gating_state_fails_closed_with_gating_unavailable(

@@ -15,8 +15,6 @@ from consumers.outcomes import OutboundRecord
 from schemas.settings import Settings
 from tests.helpers.support import read_topic
 
-pytestmark = pytest.mark.integration
-
 
 async def test_each_claim_returns_the_id_it_replaced_and_raises_the_epoch(
     settings: Settings, database_url: str

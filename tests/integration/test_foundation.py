@@ -15,8 +15,6 @@ from ops.db.migrate import MigrationDrift, load_migrations, migrate_database
 from schemas.settings import Settings
 from tests.helpers.support import producer_for
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 
 CONTRACT_COLUMNS = {

@@ -16,8 +16,6 @@ from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
 
-pytestmark = pytest.mark.integration
-
 # Étape 3: Validation Staging, as the guide writes it.
 VALIDATION = """\
 curl -X POST https://staging.huntaze.com/api/store/publish \\

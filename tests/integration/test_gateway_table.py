@@ -20,8 +20,6 @@ from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
 from tests.helpers.support import Creator
 
-pytestmark = pytest.mark.integration
-
 ROUTE = "/api/store/publish"
 CONFIRM = b'{"confirmPublish": true}'
 

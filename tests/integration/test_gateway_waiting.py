@@ -11,7 +11,6 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import pytest
 
 from ops.dev.processes import CliProcess
 from ops.runtime.pause_switch import set_paused
@@ -21,8 +20,6 @@ from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
 from tests.helpers.support import free_port
-
-pytestmark = pytest.mark.integration
 
 ROUTE = "/api/store/publish"
 CONFIRM = b'{"confirmPublish": true}'

@@ -8,7 +8,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
 from consumers.ledger import maintain_ledger, partition_name
 from schemas.events import PublishOutcome, Status
@@ -16,8 +15,6 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.helpers.support import encode, outcomes_of, read_topic, request_body, running_consumer
 from tests.helpers.support import send_requests as send
-
-pytestmark = pytest.mark.integration
 
 
 def _past_the_retention(settings: Settings) -> datetime:

@@ -13,7 +13,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
 from consumers.ledger import maintain_ledger, maintain_ledger_once, read_partitions
 from ops.runtime.topics import ensure_topics
@@ -28,8 +27,6 @@ from tests.helpers.support import (
     request_body,
     running_consumer,
 )
-
-pytestmark = pytest.mark.integration
 
 INTERVAL = timedelta(seconds=2)
 RETENTION = timedelta(seconds=4)

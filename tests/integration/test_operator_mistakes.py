@@ -18,8 +18,6 @@ from schemas.settings import Settings
 from tests.helpers.dlq import Letter, Ran, cli, produce_dead_letters
 from tests.helpers.support import read_topic
 
-pytestmark = pytest.mark.integration
-
 
 def refused(ran: Ran, code: ExitCode, *message: str) -> None:
     assert ran.code == code, (ran.code, ran.out, ran.err)

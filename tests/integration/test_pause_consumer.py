@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import asyncpg
-import pytest
 
 from schemas.events import Status
 from schemas.settings import Settings
@@ -20,8 +19,6 @@ from tests.helpers.support import (
     running_consumer,
     send_requests,
 )
-
-pytestmark = pytest.mark.integration
 
 
 async def test_pause_holds_every_request_and_resume_processes_all_of_them(

@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -15,8 +14,6 @@ from schemas.events import Alert, AlertAction, AlertState
 from schemas.settings import Settings
 from tests.helpers.dlq import cli
 from tests.helpers.support import producer_for
-
-pytestmark = pytest.mark.integration
 
 
 async def status_of(settings: Settings) -> dict[str, object]:

@@ -19,8 +19,6 @@ from schemas.signing import sign
 from tests.fixtures.creators import MakeCreators
 from tests.helpers.support import Creator, encode, request_body
 
-pytestmark = pytest.mark.integration
-
 
 def _record(settings: Settings, partition: int, offset: int, value: bytes) -> InboundRecord:
     headers: tuple[tuple[str, bytes], ...] = ()

@@ -21,8 +21,6 @@ from tests.fixtures.processes import ConsumerProcessFactory
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import encode, read_topic, request_body, send_requests
 
-pytestmark = pytest.mark.integration
-
 # Nothing listens here: below the ephemeral port range, so no client can connect to itself.
 CLOSED = "127.0.0.1:1"
 # The bound: the consumer's shutdown grace (3 s) and client stop bound (3 s) are the design;

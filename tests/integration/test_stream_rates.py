@@ -46,8 +46,6 @@ from tests.helpers.stream import (
 )
 from tests.helpers.support import producer_for, running
 
-pytestmark = pytest.mark.integration
-
 
 @asynccontextmanager
 async def running_stream(

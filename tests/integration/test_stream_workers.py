@@ -15,7 +15,7 @@ from tests.fixtures.settings import MakeSettings
 from tests.helpers.stream import StreamWorkers, fast, outcome, read_alerts, send_outcomes
 from tests.helpers.support import producer_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 TOTAL = 1_200
 FIRING = 4  # error rate, rollback, retry rate, slow response; gated stays at 0

@@ -36,8 +36,6 @@ from tests.helpers.support import (
     send_requests,
 )
 
-pytestmark = pytest.mark.integration
-
 PUBLISHABLE, GATED = 12, 6
 FAULT_SECONDS = 3.0
 

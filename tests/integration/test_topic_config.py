@@ -24,8 +24,6 @@ from schemas.settings import Settings
 from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import encode, producer_for, request_body
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 HOUR_MS = 3600 * 1000
 MANAGED = ("retention.ms", "min.insync.replicas", "cleanup.policy")

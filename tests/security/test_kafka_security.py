@@ -34,8 +34,6 @@ from tests.helpers.support import (
     send_requests,
 )
 
-pytestmark = pytest.mark.security
-
 SECRET = "kafka-security-signing-secret-7d2e"
 
 
