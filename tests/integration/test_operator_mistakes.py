@@ -1,6 +1,6 @@
 """Each operator mistake gets one clear line on stderr and its documented exit code.
 
-Exit codes (ops/dlq_errors.py, docs/runbook.md): 0 ok, 1 refused or not confirmed,
+Exit codes (ops/errors.py, docs/runbook.md): 0 ok, 1 refused or not confirmed,
 2 bad arguments or configuration, 3 no such record, 4 service unreachable, 5 not set up.
 """
 
