@@ -201,7 +201,8 @@ def test_required_step_with_no_active_definition_blocks_even_if_marked_done() ->
     assert result.missing_steps == ("theme",)
 
 
-def test_steps_done_but_not_required_do_not_matter() -> None:
+def test_steps_not_required_do_not_gate_even_when_not_done() -> None:
+    # theme, product and email_verification are active but neither done nor required.
     result = verdict(gating_state=gating(done=("payments",)), required=("payments",))
     assert result.status is Status.PUBLISHED
 
