@@ -6,7 +6,7 @@ import os
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where `ops/dev/services up` puts the local broker and database; docker-compose and real
@@ -162,14 +162,6 @@ class Settings(BaseSettings):
                 return value
         return value
 
-    @field_validator("jwt_secret")
-    @classmethod
-    def _jwt_secret_is_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty HMAC key would make a token anyone signs with it valid.
-        if value is not None and not value.get_secret_value().strip():
-            raise ValueError("JWT_SECRET is set but empty; unset it or give a secret")
-        return value
-
     @field_validator("publish_required_steps", mode="before")
     @classmethod
     def _split_steps(cls, value: object) -> object:
@@ -185,12 +177,17 @@ class Settings(BaseSettings):
             raise ValueError("PUBLISH_REQUIRED_STEPS must name at least one step")
         return value
 
-    @field_validator("event_signing_secret")
+    @field_validator("event_signing_secret", "jwt_secret")
     @classmethod
-    def _secret_is_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        # Set but empty would silently turn authentication off: refuse it; unset is explicit.
+    def _secret_is_not_empty(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        # Set but empty would silently turn authentication off (an empty signing secret), or
+        # make a token anyone signs with the empty key valid (JWT): refuse it; unset is
+        # explicit.
         if value is not None and not value.get_secret_value().strip():
-            raise ValueError("EVENT_SIGNING_SECRET is set but empty; unset it or give a secret")
+            name = (info.field_name or "secret").upper()
+            raise ValueError(f"{name} is set but empty; unset it or give a secret")
         return value
 
     @property

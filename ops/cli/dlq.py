@@ -8,6 +8,7 @@ ops/errors.py.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated
 
 import asyncpg
@@ -195,6 +196,9 @@ def replay(
         settings = Settings()
         plan = asyncio.run(_prepare(settings, filters, force=force))
         to_send = plan.having(ReplayVerdict.SEND)
+        # The replay's row in dlq_replays, whatever became of it: a dry run, nothing, or what
+        # was sent.
+        record = partial(record_replay, operator=operator, filters=filters, plan=plan)
         if not as_json:
             if dry_run or len(plan.selected) <= _TABLE_UP_TO:
                 title = f"{settings.topic_dlq}: selected"
@@ -202,7 +206,9 @@ def replay(
                 show_table(console, fitted, wide=wide)
             console.print(plan_summary(plan))
         if dry_run or not to_send:
-            done = asyncio.run(_record(settings, operator, filters, plan, dry_run=dry_run, sent=0))
+            done = asyncio.run(
+                in_database(settings.dsn(), partial(record, dry_run=dry_run, sent=0))
+            )
             if as_json:
                 typer.echo(json_line(replay_json(plan, dry_run=dry_run, sent=0, replay_id=done.id)))
                 return
@@ -222,7 +228,7 @@ def replay(
                 )
             )
         done = asyncio.run(
-            _record(settings, operator, filters, plan, dry_run=False, sent=result.sent)
+            in_database(settings.dsn(), partial(record, dry_run=False, sent=result.sent))
         )
         if as_json:
             typer.echo(
@@ -244,23 +250,6 @@ async def _prepare(settings: Settings, filters: Filters, *, force: bool) -> Repl
     await in_database(settings.dsn(), lambda conn: conn.execute("SELECT 1 FROM dlq_replays"))
     await require_topic(settings, settings.topic_requests, "TOPIC_REQUESTS")
     return await _plan(settings, filters, force=force)
-
-
-async def _record(
-    settings: Settings,
-    operator: str,
-    filters: Filters,
-    plan: ReplayPlan,
-    *,
-    dry_run: bool,
-    sent: int,
-) -> ReplayRecord:
-    async def work(conn: asyncpg.Connection) -> ReplayRecord:
-        return await record_replay(
-            conn, operator=operator, filters=filters, plan=plan, dry_run=dry_run, sent=sent
-        )
-
-    return await in_database(settings.dsn(), work)
 
 
 @dlq_app.command()
