@@ -2,8 +2,8 @@
 
 Dead letters are produced to the test's own dead-letter topic with the headers the
 consumer adds, so the filters and the replay are tested without depending on the consumer.
-The CLI runs as the real `store-publish` entry point in a subprocess, with the test's
-settings in its environment: the exit codes and stderr are exactly what an operator sees.
+The CLI runs through tests/helpers/cli.py with the test's settings in its environment, as
+an operator would have them set.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,9 +19,8 @@ from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason
 from schemas.requests import publish_request, request_value
 from schemas.settings import Settings
+from tests.helpers.cli import Ran, store_publish
 from tests.helpers.support import producer_for
-
-ENTRY_POINT = os.path.join(os.path.dirname(sys.executable), "store-publish")
 
 
 def store_uuid(label: str) -> uuid.UUID:
@@ -115,29 +113,11 @@ def cli_environment(settings: Settings, **extra: str) -> dict[str, str]:
     return environment
 
 
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-    seconds: float
-
-
 async def cli(settings: Settings, *args: str, answer: bytes | None = None, **extra: str) -> Ran:
     """Run `store-publish ARGS`; `answer` is its stdin (None: stdin is closed at once)."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    process = await asyncio.create_subprocess_exec(
-        ENTRY_POINT,
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli_environment(settings, **extra),
-    )
-    out, err = await asyncio.wait_for(process.communicate(answer or b""), timeout=90)
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode(), loop.time() - started)
+    environment = cli_environment(settings, **extra)
+    stdin = answer.decode() if answer else None
+    return await asyncio.to_thread(store_publish, environment, *args, stdin=stdin, timeout=90)
 
 
 def json_lines(text: str) -> list[dict[str, object]]:

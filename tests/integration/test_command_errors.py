@@ -5,48 +5,24 @@ codes"), never a traceback. The real commands run as child processes."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ops.errors import ExitCode
+from tests.helpers.cli import Ran, store_publish
 
-ROOT = Path(__file__).resolve().parents[2]
 NO_KAFKA = "127.0.0.1:1"
 NO_DATABASE = "postgresql://postgres@127.0.0.1:1/x"
 # Each command must give up within this; the child is killed a little later.
 SECONDS = 20.0
 
 
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-    seconds: float
-
-
 def run(services: dict[str, str], *args: str, **env: str) -> Ran:
     """`store-publish ARGS` with the services' addresses, overridden by `env`."""
     environment = {name: value for name, value in os.environ.items() if name != "LOG_LEVEL"}
     environment.update(services)
-    environment.update(env)
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "ops.cli", *args],
-        cwd=ROOT,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=SECONDS + 10,
-        check=False,
-    )
-    return Ran(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+    return store_publish(environment, *args, timeout=SECONDS + 10, **env)
 
 
 def one_line(ran: Ran, code: ExitCode, *parts: str) -> str:

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 
 from schemas.settings import Settings
 from schemas.signing import sign
+from tests.helpers.cli import Ran, store_publish
 from tests.helpers.support import read_topic, request_body, seed_creator
 
 
-def _emit(
-    settings: Settings, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ops.cli", "emit", *args],
-        env={**settings.child_environment(), "EVENT_SIGNING_SECRET": "emit-secret"},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+def _emit(settings: Settings, *args: str, stdin: str | None = None) -> Ran:
+    return store_publish(
+        settings, "emit", *args, stdin=stdin, timeout=120, EVENT_SIGNING_SECRET="emit-secret"
     )
 
 
@@ -37,9 +28,9 @@ async def test_emit_sends_file_and_stdin_lines_keyed_by_store_and_signed(
     source.write_text("\n".join(lines[:2]) + "\n\n", encoding="utf-8")
     from_file = _emit(settings, str(source))
     from_stdin = _emit(settings, "-", stdin=lines[2] + "\n")
-    assert from_file.returncode == 0, from_file.stderr
-    assert from_stdin.returncode == 0, from_stdin.stderr
-    assert "sent 2 request(s)" in from_file.stdout
+    assert from_file.code == 0, from_file.err
+    assert from_stdin.code == 0, from_stdin.err
+    assert "sent 2 request(s)" in from_file.out
     records = await read_topic(settings, settings.topic_requests, expect=3)
     assert sorted(r.value for r in records) == sorted(line.encode() for line in lines)
     for record in records:
@@ -59,7 +50,7 @@ async def test_emit_synthetic_sends_the_count_for_stores_in_the_database(
     finally:
         await conn.close()
     done = _emit(settings, "--synthetic", "40", "--rate", "400")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     records = await read_topic(settings, settings.topic_requests, expect=40)
     assert len(records) == 40
     for record in records:
@@ -70,5 +61,5 @@ async def test_emit_synthetic_sends_the_count_for_stores_in_the_database(
 
 def test_emit_without_a_source_or_a_count_is_refused(settings: Settings) -> None:
     refused = _emit(settings)
-    assert refused.returncode == 2
-    assert "either a SOURCE" in refused.stderr
+    assert refused.code == 2
+    assert "either a SOURCE" in refused.err

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from schemas.events import PublishOutcome, Status
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
+from tests.helpers.cli import store_publish
 from tests.helpers.support import (
     encode,
     outcomes_of,
@@ -219,19 +219,9 @@ async def test_a_bug_in_the_batch_path_pauses_publishing_and_fails_no_request(
 
 async def _status_of_consumers(settings: Settings) -> list[dict[str, object]]:
     """What `store-publish status --json` says of the consumers, run as an operator would."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops.cli",
-        "status",
-        "--json",
-        env=settings.child_environment(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, err.decode()
-    consumers = json.loads(out)["consumers"]
+    ran = await asyncio.to_thread(store_publish, settings, "status", "--json")
+    assert ran.code == 0, ran.err
+    consumers = json.loads(ran.out)["consumers"]
     assert isinstance(consumers, list)
     return consumers
 

@@ -7,10 +7,7 @@ Against the real broker; the commands run as child processes."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,24 +19,11 @@ from ops.runtime.errors import PartitionCountMismatch
 from ops.runtime.topics import contract_topics, reconcile_topics
 from schemas.settings import Settings
 from tests.fixtures.settings import MakeSettings
+from tests.helpers.cli import store_publish
 from tests.helpers.support import encode, producer_for, request_body
 
-ROOT = Path(__file__).resolve().parents[2]
 HOUR_MS = 3600 * 1000
 MANAGED = ("retention.ms", "min.insync.replicas", "cleanup.policy")
-
-
-def store_publish(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ops.cli", *args],
-        cwd=ROOT,
-        env={**settings.child_environment(), "LOG_LEVEL": "INFO"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def configs_of(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
@@ -71,10 +55,10 @@ async def test_migrate_creates_the_topics_with_their_own_retention_and_keeps_dea
     make_settings: MakeSettings,
 ) -> None:
     settings = make_settings()
-    ran = store_publish(settings, "migrate")
-    assert ran.returncode == 0, ran.stderr
-    print(ran.stdout)
-    assert "topics: 4 created" in ran.stdout
+    ran = store_publish(settings, "migrate", LOG_LEVEL="INFO")
+    assert ran.code == 0, ran.err
+    print(ran.out)
+    assert "topics: 4 created" in ran.out
     found = await configs_of(settings, contract_topics(settings))
     assert found[settings.topic_dlq]["retention.ms"] == "-1"
     assert found[settings.topic_requests]["retention.ms"] == str(7 * 24 * HOUR_MS)
@@ -83,10 +67,10 @@ async def test_migrate_creates_the_topics_with_their_own_retention_and_keeps_dea
     for name in contract_topics(settings):
         assert found[name]["cleanup.policy"] == "delete"
         assert found[name]["min.insync.replicas"] == "1"
-    again = store_publish(settings, "migrate")
-    assert again.returncode == 0, again.stderr
-    assert "topics: 0 created" in again.stdout
-    assert "changed" not in again.stdout
+    again = store_publish(settings, "migrate", LOG_LEVEL="INFO")
+    assert again.code == 0, again.err
+    assert "topics: 0 created" in again.out
+    assert "changed" not in again.out
 
 
 async def test_migrate_reconciles_existing_topics_and_says_what_it_changed(
@@ -104,10 +88,10 @@ async def test_migrate_reconciles_existing_topics_and_says_what_it_changed(
         await admin.alter_configs([own])
     finally:
         await admin.close()
-    ran = store_publish(settings, "migrate")
-    assert ran.returncode == 0, ran.stderr
-    print(ran.stdout)
-    changed = [line for line in ran.stdout.splitlines() if line.startswith("topics: changed")]
+    ran = store_publish(settings, "migrate", LOG_LEVEL="INFO")
+    assert ran.code == 0, ran.err
+    print(ran.out)
+    changed = [line for line in ran.out.splitlines() if line.startswith("topics: changed")]
     assert f"topics: changed {settings.topic_dlq}: retention.ms 604800000 -> -1" in changed
     assert (
         f"topics: changed {settings.topic_requests}: retention.ms 604800000 -> 1209600000"
@@ -126,10 +110,10 @@ async def test_migrate_refuses_a_partition_count_other_than_the_configured_one(
 ) -> None:
     settings = make_settings(topic_partitions=3)
     await create_bare(settings, [settings.topic_requests], 2)
-    ran = store_publish(settings, "migrate")
-    assert ran.returncode == ExitCode.BAD_ARGUMENTS, (ran.stdout, ran.stderr)
-    assert "Traceback" not in ran.stderr
-    assert ran.stderr.splitlines() == [
+    ran = store_publish(settings, "migrate", LOG_LEVEL="INFO")
+    assert ran.code == ExitCode.BAD_ARGUMENTS, (ran.out, ran.err)
+    assert "Traceback" not in ran.err
+    assert ran.err.splitlines() == [
         f"error: topic '{settings.topic_requests}' has 2 partitions but TOPIC_PARTITIONS is 3: "
         "set TOPIC_PARTITIONS=2 (migrate never changes a partition count: it moves stores to "
         "other partitions)"
@@ -151,7 +135,7 @@ async def test_status_warns_when_the_oldest_waiting_request_nears_the_retention(
     make_settings: MakeSettings,
 ) -> None:
     settings = make_settings(topic_requests_retention_ms=HOUR_MS, topic_partitions=2)
-    assert store_publish(settings, "migrate").returncode == 0
+    assert store_publish(settings, "migrate", LOG_LEVEL="INFO").code == 0
     now_ms = int(time.time() * 1000)
     async with producer_for(settings) as producer:
         # Partition 0: waiting for 40 minutes of the hour; partition 1: just arrived.
@@ -162,28 +146,28 @@ async def test_status_warns_when_the_oldest_waiting_request_nears_the_retention(
                 partition=partition,
                 timestamp_ms=now_ms - age_ms,
             )
-    ran = store_publish(settings, "status", "--json")
-    assert ran.returncode == 0, ran.stderr
-    warnings = json.loads(ran.stdout)["retention_warnings"]
+    ran = store_publish(settings, "status", "--json", LOG_LEVEL="INFO")
+    assert ran.code == 0, ran.err
+    warnings = json.loads(ran.out)["retention_warnings"]
     assert [w["partition"] for w in warnings] == [0]
     assert 39 * 60 < warnings[0]["waited_s"] < 45 * 60
     assert warnings[0]["retention_ms"] == HOUR_MS
-    text = store_publish(settings, "status")
-    print(text.stdout)
-    assert text.returncode == 0, text.stderr
-    assert "partition 0: the oldest waiting request is 40" in " ".join(text.stdout.split())
+    text = store_publish(settings, "status", LOG_LEVEL="INFO")
+    print(text.out)
+    assert text.code == 0, text.err
+    assert "partition 0: the oldest waiting request is 40" in " ".join(text.out.split())
 
 
 async def test_status_is_quiet_about_retention_while_nothing_waits_long(
     make_settings: MakeSettings,
 ) -> None:
     settings = make_settings()
-    assert store_publish(settings, "migrate").returncode == 0
+    assert store_publish(settings, "migrate", LOG_LEVEL="INFO").code == 0
     async with producer_for(settings) as producer:
         await producer.send_and_wait(settings.topic_requests, encode(request_body()))
-    ran = store_publish(settings, "status", "--json")
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)["retention_warnings"] == []
+    ran = store_publish(settings, "status", "--json", LOG_LEVEL="INFO")
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out)["retention_warnings"] == []
 
 
 def test_retention_warnings_start_at_the_share_and_never_for_kept_indefinitely() -> None:
