@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SERVICES_ENV = eval "$$(ops/dev/services env)" && export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 
-.PHONY: setup lock services lint test test-unit test-integration test-faults demo bench down
+.PHONY: setup lock services lint contract test test-unit test-integration test-faults demo bench down
 
 setup:
 	ops/dev/bootstrap $(VENV)
@@ -27,7 +27,16 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: lint services
+# The contract's documents (docs/contract.md): committed as generated, each valid by its own
+# project's tool (the AsyncAPI parser from ops/contract's npm lock, openapi-spec-validator),
+# and no breaking change against the last release (schemas/released/).
+contract: setup
+	$(PY) -m ops.contract check
+	node ops/contract/validate-asyncapi.mjs schemas/asyncapi.json
+	$(VENV)/bin/openapi-spec-validator ops/gateway/openapi.json
+	$(PY) -m ops.contract gate
+
+test: lint contract services
 	$(SERVICES_ENV) && $(VENV)/bin/pytest
 
 test-unit: setup

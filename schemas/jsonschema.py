@@ -1,6 +1,8 @@
 """JSON Schema files for the contract's events, generated from the models.
 
-Regenerate with `python -m schemas.jsonschema`; a test checks the committed files match.
+Each declares its draft (`$schema`, the one pydantic writes) and a stable `$id`, so any
+validator picks the right rules and a reader can tell the documents apart. Regenerate every
+contract document with `python -m ops.contract write`; a test checks the committed files match.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Alert, PublishOutcome, PublishRequested
 
 JSON_DIR = Path(__file__).parent / "json"
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Ids name the document, not a place to fetch it from: nothing is served at this base.
+ID_BASE = "https://schemas.store-publish.dev/"
 MODELS: dict[str, type[BaseModel]] = {
     "publish_requested.v1.json": PublishRequested,
     "publish_outcome.v1.json": PublishOutcome,
@@ -22,17 +27,11 @@ MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def render(model: type[BaseModel]) -> str:
-    return (
-        json.dumps(model.model_json_schema(mode="serialization"), indent=2, sort_keys=True) + "\n"
-    )
+def schema_of(name: str, model: type[BaseModel]) -> dict[str, object]:
+    """The JSON Schema of `model`, published as `name`."""
+    generated = model.model_json_schema(mode="serialization")
+    return {"$schema": DRAFT, "$id": ID_BASE + name, **generated}
 
 
-def main() -> None:
-    JSON_DIR.mkdir(exist_ok=True)
-    for name, model in MODELS.items():
-        (JSON_DIR / name).write_text(render(model), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main()
+def render(name: str, model: type[BaseModel]) -> str:
+    return json.dumps(schema_of(name, model), indent=2, sort_keys=True) + "\n"

@@ -1,6 +1,7 @@
 """The gateway's routes: `POST /api/store/publish`, `GET /api/store/publish/{requestId}`,
-`/health` and `/metrics`. Each handler reads like the original endpoint: who is calling,
-what they ask, whose store, then the pipeline's answer (answers.py says which)."""
+`/openapi.json` (their description), `/health` and `/metrics`. Each handler reads like the
+original endpoint: who is calling, what they ask, whose store, then the pipeline's answer
+(answers.py says which)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ops.gateway.body import MAX_BODY_BYTES, Invalid, Unreadable, parse_body
 from ops.gateway.emitter import Emitter, request_id_for
 from ops.gateway.lookup import find_caller, recorded_outcome
 from ops.gateway.metrics import GatewayMetrics
+from ops.gateway.openapi import OPENAPI_PATH, OPENAPI_ROUTE
 from ops.gateway.rate import RateLimiter
 from ops.gateway.waiting import OutcomeFollower
 from ops.runtime.faults import DATABASE_ERRORS, describe
@@ -61,7 +63,12 @@ class Gateway:
         return [
             web.post(answers.ROUTE, self.publish),
             web.get(answers.ROUTE + "/{request_id}", self.poll),
+            web.get(OPENAPI_ROUTE, self.openapi),
         ]
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        """The committed description of these routes, as the contract tools checked it."""
+        return web.Response(body=OPENAPI_PATH.read_bytes(), content_type="application/json")
 
     def _secret(self) -> str:
         assert self.settings.jwt_secret is not None, "checked at start"

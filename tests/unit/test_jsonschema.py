@@ -13,14 +13,21 @@ from schemas.jsonschema import JSON_DIR, MODELS, render
 @pytest.mark.parametrize(("name", "model"), MODELS.items(), ids=list(MODELS))
 def test_committed_schema_file_matches_its_model(name: str, model: type[BaseModel]) -> None:
     path = JSON_DIR / name
-    assert path.exists(), f"{name} missing: run python -m schemas.jsonschema"
-    assert path.read_text(encoding="utf-8") == render(model), (
-        f"{name} is stale: run python -m schemas.jsonschema and commit it"
+    assert path.exists(), f"{name} missing: run python -m ops.contract write"
+    assert path.read_text(encoding="utf-8") == render(name, model), (
+        f"{name} is stale: run python -m ops.contract write and commit it"
     )
 
 
 def test_every_committed_schema_file_belongs_to_a_model() -> None:
     assert {path.name for path in JSON_DIR.glob("*.json")} == set(MODELS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_each_schema_declares_its_draft_and_its_id(name: str) -> None:
+    schema = json.loads((JSON_DIR / name).read_text(encoding="utf-8"))
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"].endswith("/" + name)
 
 
 def test_request_schema_refuses_unknown_fields_and_requires_the_contract_fields() -> None:
