@@ -18,6 +18,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
+from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import Creator
 
 ROUTE = "/api/store/publish"
@@ -53,7 +54,7 @@ async def front(
     await ensure_topics(settings)
     await start_consumer(settings)
     url = await start_gateway(settings)
-    async with aiohttp.ClientSession() as http:
+    async with checked_session() as http:
         yield Front(url, http, mint_token)
 
 

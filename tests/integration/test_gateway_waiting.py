@@ -19,6 +19,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
+from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import free_port
 
 ROUTE = "/api/store/publish"
@@ -75,7 +76,7 @@ async def test_a_retried_idempotency_key_gets_the_first_answer_and_publishes_onc
     url = await start_gateway(settings)
     (creator,) = await make_creators(1)
     token = mint_token(creator.user_id)
-    async with aiohttp.ClientSession() as http:
+    async with checked_session() as http:
         first = await post(http, url, token, **{"Idempotency-Key": "order-1"})
         again = await post(http, url, token, **{"Idempotency-Key": "order-1"})
         other = await post(http, url, token, **{"Idempotency-Key": "order-2"})
@@ -99,7 +100,7 @@ async def test_a_wait_past_the_bound_is_202_and_the_poll_answers_once_decided(
     url = await start_gateway(settings)  # no consumer yet: nothing can be decided
     (creator,) = await make_creators(1)
     token = mint_token(creator.user_id)
-    async with aiohttp.ClientSession() as http:
+    async with checked_session() as http:
         status, body, location = await post(http, url, token)
         assert (status, body["status"]) == (202, "pending")
         assert location == f"{ROUTE}/{body['requestId']}"
@@ -131,7 +132,7 @@ async def test_while_paused_the_answer_is_202_and_the_poll_answers_after_resume(
         url = await start_gateway(settings)
         (creator,) = await make_creators(1)
         token = mint_token(creator.user_id)
-        async with aiohttp.ClientSession() as http:
+        async with checked_session() as http:
             status, body, location = await post(http, url, token)
             assert (status, body["status"]) == (202, "pending")
             assert location is not None
@@ -159,7 +160,7 @@ async def test_store_publish_gateway_serves_health_and_metrics_and_exits_0_on_si
     process = CliProcess("gateway", settings, tmp_path / "gateway.log").start()
     base = f"http://127.0.0.1:{settings.gateway_http_port}"
     try:
-        async with aiohttp.ClientSession() as http:
+        async with checked_session() as http:
             for _ in range(300):
                 try:
                     async with http.get(base + "/health") as answer:
