@@ -62,10 +62,10 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
-from ops.dev.services_tool.config import Config
-from ops.dev.services_tool.java import ensure_kafka_libs, tool_command
-from ops.dev.services_tool.kafka import describe as describe_node
-from ops.dev.services_tool.postgres import describe as describe_pg
+from ops.dev.services_tool.config import HOST, Config
+from ops.dev.services_tool.java import ensure_kafka_libs, kafka_version, tool_command
+from ops.dev.services_tool.kafka import NodeState
+from ops.dev.services_tool.postgres import PgState
 from ops.dev.services_tool.services import Services
 from ops.dev.services_tool.system import ServicesError, locked, log
 
@@ -130,11 +130,34 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
 def _status(services: Services, *, as_json: bool) -> int:
     found = services.status()
     for state in found.nodes:
-        log(describe_node(services.config, state))
-    log(describe_pg(services.config, found.postgres))
+        log(_describe_node(services.config, state))
+    log(_describe_pg(services.config, found.postgres))
     if as_json:
         print(json.dumps({"up": found.up, **dataclasses.asdict(found)}, default=str))
     return 0 if found.up else NOT_UP
+
+
+def _describe_node(config: Config, state: NodeState) -> str:
+    node = state.node
+    if state.running:
+        return (
+            f"{node.label}: running, pid {state.pid}, {node.address} "
+            f"(controller {node.controller_port}), Kafka {kafka_version(config)}"
+        )
+    if state.pid is not None:
+        return f"{node.label}: starting, pid {state.pid}, port {node.port} not listening yet"
+    return f"{node.label}: not running"
+
+
+def _describe_pg(config: Config, state: PgState) -> str:
+    if state.running:
+        return (
+            f"postgres: running, pid {state.pid}, {HOST}:{config.pg_port}, "
+            f"PostgreSQL {state.version}"
+        )
+    if state.pid is not None:
+        return f"postgres: starting, pid {state.pid}, port {config.pg_port} not listening yet"
+    return "postgres: not running"
 
 
 def _kafka_tool(config: Config, tool_args: list[str]) -> int:

@@ -114,7 +114,7 @@ def _format(config: Config, node: Node) -> None:
         *("kafka.tools.StorageTool", "format", "--ignore-formatted", "--cluster-id", ident),
         *("--config", str(node.conf), *extra),
         log_file=node.logs / "kafka-format.log",
-        what=f"{node.label}: storage format",
+        what=f"formatting the storage of {node.label}",
     )
     if config.secure:
         secure.record_users(config, ident)
@@ -291,15 +291,3 @@ def status(config: Config) -> list[NodeState]:
         for node in config.nodes
         for pid in (node_pid(node),)
     ]
-
-
-def describe(config: Config, state: NodeState) -> str:
-    node = state.node
-    if state.running:
-        return (
-            f"{node.label}: running, pid {state.pid}, {node.address} "
-            f"(controller {node.controller_port}), Kafka {kafka_version(config)}"
-        )
-    if state.pid is not None:
-        return f"{node.label}: starting, pid {state.pid}, port {node.port} not listening yet"
-    return f"{node.label}: not running"

@@ -88,6 +88,15 @@ def _as_owner(
     ).returncode
 
 
+def _pg_ctl(config: Config, action: str, *options: str) -> int:
+    """`pg_ctl ACTION`, waiting up to READY_TIMEOUT (start) or STOP_TIMEOUT (stop)."""
+    timeout = config.ready_timeout if action == "start" else config.stop_timeout
+    command = [str(pg_bin(config) / "pg_ctl"), action, "-D", str(config.pg_data), "-w"]
+    return _as_owner(
+        config, [*command, "-t", str(int(timeout)), *options], stdout=subprocess.DEVNULL
+    )
+
+
 def _ensure_dirs(config: Config) -> None:
     for path in (config.pg_data, config.pg_run, config.logs):
         path.mkdir(parents=True, exist_ok=True)
@@ -174,23 +183,8 @@ def start(config: Config) -> None:
             )
         _init(config, binaries)
         log(f"postgres: starting PostgreSQL {_version(config)} on {HOST}:{config.pg_port}")
-        code = _as_owner(
-            config,
-            [
-                str(binaries / "pg_ctl"),
-                "start",
-                "-D",
-                str(config.pg_data),
-                "-l",
-                str(config.pg_log),
-                "-w",
-                "-t",
-                str(int(config.ready_timeout)),
-                "-o",
-                f"-p {config.pg_port} -k '{config.pg_run}'",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        options = f"-p {config.pg_port} -k '{config.pg_run}'"
+        code = _pg_ctl(config, "start", "-l", str(config.pg_log), "-o", options)
         if code != 0:
             raise ServicesError(
                 f"postgres: pg_ctl start failed ({config.pg_log}):\n{tail(config.pg_log)}"
@@ -222,22 +216,7 @@ def stop(config: Config, *, kill: bool = False) -> None:
         log(f"postgres: immediate shutdown of pid {pid} (crash simulation)")
     else:
         log(f"postgres: stopping pid {pid}")
-    _as_owner(
-        config,
-        [
-            str(pg_bin(config) / "pg_ctl"),
-            "stop",
-            "-D",
-            str(config.pg_data),
-            "-m",
-            "immediate" if kill else "fast",
-            "-w",
-            "-t",
-            str(int(config.stop_timeout)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    _pg_ctl(config, "stop", "-m", "immediate" if kill else "fast")
     if pid_alive(pid):
         log(f"postgres: still running after {config.stop_timeout:.0f}s, sending SIGKILL")
         stop_pid("postgres", pid, signal.SIGKILL, config.stop_timeout)
@@ -254,14 +233,3 @@ def _version(config: Config) -> str:
 def status(config: Config) -> PgState:
     pid = pg_pid(config)
     return PgState(pid, pid is not None and port_open(config.pg_port), _version(config))
-
-
-def describe(config: Config, state: PgState) -> str:
-    if state.running:
-        return (
-            f"postgres: running, pid {state.pid}, {HOST}:{config.pg_port}, "
-            f"PostgreSQL {state.version}"
-        )
-    if state.pid is not None:
-        return f"postgres: starting, pid {state.pid}, port {config.pg_port} not listening yet"
-    return "postgres: not running"
