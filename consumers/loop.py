@@ -1,12 +1,13 @@
 """The publish consumer's loop, given its collaborators.
 
-Per poll: read the pause switch when due, take a batch per partition with `getmany`, decide
-them in PostgreSQL while the previous poll's Kafka transaction commits, then commit them
-once it has returned (`Committer`), observe. At most two polls are in flight: one being
-decided, one committing. A paused switch, an unreachable database or a
-database fault hands the batch back and holds the partitions (`Holding`): requests wait in
-Kafka, nothing is lost, failed or dead-lettered for it. SIGTERM ends the loop: the poll in
-flight is finished, or handed back after a short grace.
+Per poll: read the pause switch when due, wait for the commit cadence unless the last poll
+was full, take a batch per partition with `getmany`, decide them in PostgreSQL while the
+previous poll's Kafka transaction commits, then commit them once it has returned
+(`Committer`), observe. At most two polls are in flight: one being decided, one committing.
+A paused switch, an unreachable database or a database fault hands the batch back and holds
+the partitions (`Holding`): requests wait in Kafka, nothing is lost, failed or
+dead-lettered for it. SIGTERM ends the loop: the poll in flight is finished, or handed back
+after a short grace.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ class ConsumerLoop:
         self._pending: asyncio.Task[Committed] | None = None
         self.processed = 0
         self._next_lag_update = 0.0
+        # The commit cadence: when the last poll with records was taken, and whether it was
+        # full (a backlog: the next one is taken at once).
+        self._last_poll_at = float("-inf")
+        self._last_poll_full = False
 
     @asynccontextmanager
     async def between_polls(self) -> AsyncIterator[None]:
@@ -107,10 +112,15 @@ class ConsumerLoop:
                     await self._finish_or_hand_back(self._settle_and_react(stop), stop)
                     await sleep_or_stop(stop, poll_s)
                     continue
+                if await self._wait_for_cadence(stop):
+                    continue
                 batches = await self._consumer.getmany(
                     timeout_ms=200, max_records=self._settings.consumer_max_batch
                 )
                 if batches:
+                    self._last_poll_at = time.monotonic()
+                    taken = sum(len(records) for records in batches.values())
+                    self._last_poll_full = taken >= self._settings.consumer_max_batch
                     await self._finish_or_hand_back(self._pipeline(batches, stop), stop)
                 elif self._pending is not None:
                     await self._finish_or_hand_back(self._settle_and_react(stop), stop)
@@ -121,6 +131,19 @@ class ConsumerLoop:
                     await within(self._settle(), SHUTDOWN_GRACE_S)
                 except TimeoutError:
                     log.warning("Stopping: the commit in flight is handed back")
+
+    async def _wait_for_cadence(self, stop: asyncio.Event) -> bool:
+        """Wait until `CONSUMER_COMMIT_INTERVAL_MS` after the last poll with records, unless
+        that poll was full; True when stop was set meanwhile. Records keep arriving in the
+        fetcher's buffer while it waits, so the next poll takes them all in one transaction."""
+        if self._last_poll_full:
+            return False
+        due = self._last_poll_at + self._settings.consumer_commit_interval_ms / 1000
+        wait = due - time.monotonic()
+        if wait <= 0:
+            return False
+        await sleep_or_stop(stop, wait)
+        return stop.is_set()
 
     async def _finish_or_hand_back(
         self, work: Coroutine[object, object, None], stop: asyncio.Event

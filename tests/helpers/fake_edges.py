@@ -244,6 +244,7 @@ def make_rig(
     switch: Switch | None = None,
     probe: Probe | None = None,
     together_max: int = 0,
+    commit_interval_ms: int = 0,
 ) -> Rig:
     settings = Settings(
         _env_file=None,
@@ -253,6 +254,7 @@ def make_rig(
         db_outage_max_backoff_ms=40,
         consumer_max_batch=max_batch,
         consumer_poll_transaction_max_records=together_max,
+        consumer_commit_interval_ms=commit_interval_ms,
     )
     kafka = FakeKafka(records)
     writer = writer or FakeWriter()
