@@ -9,14 +9,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
     encode,
-    outcomes_of,
-    read_topic,
+    read_outcomes,
     request_body,
     running_consumer,
     send_requests,
@@ -79,7 +77,9 @@ class CommitCuttingProxy:
 
 
 async def test_a_commit_cut_off_from_its_answer_publishes_once_and_repeats_its_outcome(
-    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
+    make_settings_with_topics: MakeSettingsWithTopics,
+    database_url: str,
+    make_creators: MakeCreators,
 ) -> None:
     parts = urlsplit(database_url)
     committed_before_answer: list[int] = []
@@ -96,17 +96,14 @@ async def test_a_commit_cut_off_from_its_answer_publishes_once_and_repeats_its_o
     proxy = CommitCuttingProxy(parts.hostname or "127.0.0.1", parts.port or 5432, count_recorded)
     await proxy.start()
     proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    settings = make_settings(database_url=proxied, topic_partitions=1)
-    await ensure_topics(settings)
+    settings = await make_settings_with_topics(database_url=proxied, topic_partitions=1)
     creators = await make_creators(5)
     values = [encode(request_body(c)) for c in creators]
     try:
         async with running_consumer(settings):
             proxy.armed = True
             await send_requests(settings, values, key=b"one")
-            outcomes = outcomes_of(
-                await read_topic(settings, settings.topic_outcomes, expect=len(values))
-            )
+            outcomes = await read_outcomes(settings, expect=len(values))
     finally:
         await proxy.stop()
     assert proxy.cuts == 1

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.runtime.topics import ensure_topics
 from tests.fixtures.processes import ConsumerProcessFactory
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.accounting import account
 from tests.helpers.workload import (
     decided,
@@ -23,13 +22,12 @@ REQUESTS = 20_000
 
 @pytest.mark.timeout(600)
 async def test_sigkill_mid_batch_loses_nothing_and_publishes_nothing_twice(
-    make_settings: MakeSettings,
+    make_settings_with_topics: MakeSettingsWithTopics,
     database_url: str,
     tmp_path: Path,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
-    settings = make_settings(topic_partitions=6)
-    await ensure_topics(settings)
+    settings = await make_settings_with_topics(topic_partitions=6)
     sent = await seed_and_send(settings, database_url, creators=5_000, requests=REQUESTS)
     rng = random.Random(11)
     consumer = consumer_process(settings, "consumer")

@@ -9,13 +9,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import TopicPartition
 
-from ops.runtime.topics import ensure_topics
 from schemas.events import Reason
 from schemas.settings import Settings
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
     encode,
-    outcomes_of,
+    read_outcomes,
     read_topic,
     request_body,
     running_consumer,
@@ -52,10 +51,9 @@ async def _committed(settings: Settings) -> int | None:
 
 
 async def test_a_refused_dead_letter_keeps_its_offset_and_is_sent_once_it_can_be(
-    make_settings: MakeSettings, database_url: str
+    make_settings_with_topics: MakeSettingsWithTopics, database_url: str
 ) -> None:
-    settings = make_settings(topic_partitions=1)
-    await ensure_topics(settings)
+    settings = await make_settings_with_topics(topic_partitions=1)
     # Smaller than any dead letter, yet larger than a transaction marker: the broker must
     # still be able to write the abort.
     await _set_max_message_bytes(settings, 150)
@@ -66,7 +64,7 @@ async def test_a_refused_dead_letter_keeps_its_offset_and_is_sent_once_it_can_be
         assert await _committed(settings) in (None, 0), "offset committed past a refused record"
         assert await read_topic(settings, settings.topic_outcomes, expect=1, wait_s=1) == []
         await _set_max_message_bytes(settings, 1024 * 1024)
-        outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=3))
+        outcomes = await read_outcomes(settings, expect=3)
         dead = await read_topic(settings, settings.topic_dlq, expect=3)
         for _ in range(50):
             if await _committed(settings) == 3:

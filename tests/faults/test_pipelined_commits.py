@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from ops.runtime.topics import ensure_topics
 from schemas.settings import Settings
 from tests.fixtures.processes import ConsumerProcessFactory
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.accounting import account
 from tests.helpers.workload import decided, seed_and_send, wait_until_committed
 
@@ -66,15 +65,14 @@ async def injected(log: Path, wait_s: float = 60.0) -> dict[str, object]:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("mode", ["fail", "fence", "kill", "term"])
 async def test_an_interrupted_commit_with_the_next_poll_decided_loses_and_repeats_nothing(
-    make_settings: MakeSettings,
+    make_settings_with_topics: MakeSettingsWithTopics,
     database_url: str,
     tmp_path: Path,
     consumer_process: ConsumerProcessFactory,
     mode: str,
 ) -> None:
     # Small polls, so the interrupted one has polls before and after it.
-    settings = make_settings(consumer_max_batch=50)
-    await ensure_topics(settings)
+    settings = await make_settings_with_topics(consumer_max_batch=50)
     sent = await seed_and_send(settings, database_url, creators=300, requests=REQUESTS)
     log = tmp_path / "interrupted.log"
     first = interrupted(settings, mode, log)

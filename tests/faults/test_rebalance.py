@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.runtime.topics import ensure_topics
 from tests.fixtures.processes import ConsumerProcessFactory
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.accounting import account
 from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
@@ -19,13 +18,12 @@ REQUESTS = 20_000
 
 @pytest.mark.timeout(600)
 async def test_joining_leaving_and_a_stalled_zombie_publish_nothing_twice(
-    make_settings: MakeSettings,
+    make_settings_with_topics: MakeSettingsWithTopics,
     database_url: str,
     tmp_path: Path,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
-    settings = make_settings(topic_partitions=6)
-    await ensure_topics(settings)
+    settings = await make_settings_with_topics(topic_partitions=6)
     # Sent over about ten seconds, so the group has time to share the partitions.
     sending = asyncio.create_task(
         seed_and_send(settings, database_url, creators=5_000, requests=REQUESTS, rate=2_000)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncpg
 
-from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
     encode,
-    outcomes_of,
+    read_outcomes,
     read_topic,
     request_body,
     running_consumer,
@@ -20,15 +19,16 @@ from tests.helpers.support import (
 
 
 async def test_a_store_locked_past_the_retry_budget_fails_alone_and_holds_up_no_one_beyond_it(
-    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
+    make_settings_with_topics: MakeSettingsWithTopics,
+    database_url: str,
+    make_creators: MakeCreators,
 ) -> None:
-    settings = make_settings(
+    settings = await make_settings_with_topics(
         topic_partitions=1,
         db_lock_timeout_ms=300,
         retry_initial_delay_ms=100,
         retry_max_delay_ms=400,
     )
-    await ensure_topics(settings)
     creators = await make_creators(40)
     stuck = creators[17]
     values = [encode(request_body(c, correlation_id=f"c{i}")) for i, c in enumerate(creators)]
@@ -39,9 +39,7 @@ async def test_a_store_locked_past_the_retry_budget_fails_alone_and_holds_up_no_
         await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", stuck.store_id)
         await send_requests(settings, values, key=b"one-partition")
         async with running_consumer(settings):
-            outcomes = outcomes_of(
-                await read_topic(settings, settings.topic_outcomes, expect=len(values))
-            )
+            outcomes = await read_outcomes(settings, expect=len(values))
     finally:
         await held.rollback()
         await locker.close()

@@ -157,6 +157,21 @@ def outcomes_of(records: Iterable[RawRecord]) -> list[PublishOutcome]:
     return [PublishOutcome.model_validate_json(r.value or b"") for r in records]
 
 
+async def request_publishing(
+    settings: Settings, creators: Iterable[Creator], *, key: bytes | None = None
+) -> int:
+    """Send one valid request by each of `creators` (keyed by its store, or by `key`)."""
+    return await send_requests(settings, [encode(request_body(c)) for c in creators], key=key)
+
+
+async def read_outcomes(
+    settings: Settings, *, expect: int, wait_s: float = 60.0
+) -> list[PublishOutcome]:
+    """The outcomes topic read as `read_topic` reads it, parsed."""
+    records = await read_topic(settings, settings.topic_outcomes, expect=expect, wait_s=wait_s)
+    return outcomes_of(records)
+
+
 Runner = Callable[[asyncio.Event, asyncio.Event], Coroutine[object, object, None]]
 
 
@@ -196,3 +211,20 @@ async def outcomes_by_request(
 ) -> dict[uuid.UUID | None, PublishOutcome]:
     records = await read_topic(settings, settings.topic_outcomes, expect=count, wait_s=wait_s)
     return {o.request_event_id: o for o in outcomes_of(records)}
+
+
+async def metric_reaches(
+    registry: CollectorRegistry,
+    name: str,
+    value: float,
+    labels: dict[str, str] | None = None,
+    *,
+    wait_s: float = 30.0,
+) -> None:
+    """Wait until the process running with `registry` reports `name` at `value`: the positive
+    signal (paused, say) after which a test can watch for what must not happen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while registry.get_sample_value(name, labels or {}) != value:
+        assert loop.time() < deadline, f"{name} did not reach {value} in {wait_s} s"
+        await asyncio.sleep(0.05)

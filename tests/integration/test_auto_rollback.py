@@ -8,25 +8,25 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 
 from ops.runtime.pause_switch import read_control, set_paused
-from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from streams.app import run_stream
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
-    encode,
-    outcomes_of,
+    metric_reaches,
+    read_outcomes,
     read_topic,
-    request_body,
+    request_publishing,
     running_consumer,
-    send_requests,
 )
 
 
 async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(
-    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
+    make_settings_with_topics: MakeSettingsWithTopics,
+    database_url: str,
+    make_creators: MakeCreators,
 ) -> None:
-    settings = make_settings(
+    settings = await make_settings_with_topics(
         topic_partitions=1,
         db_lock_timeout_ms=50,
         alert_window_seconds=20.0,
@@ -35,7 +35,6 @@ async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(
         alert_rollback_for_seconds=0.5,
         alert_error_rate_for_seconds=0.5,
     )
-    await ensure_topics(settings)
     doomed = await make_creators(12)
     waiting = await make_creators(15)
     locker = await asyncpg.connect(database_url)
@@ -52,9 +51,10 @@ async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(
     )
     try:
         await asyncio.wait_for(started.wait(), 60)
-        async with running_consumer(settings):
-            await send_requests(settings, [encode(request_body(c)) for c in doomed], key=b"k")
-            failed = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=12))
+        consumer_registry = CollectorRegistry()
+        async with running_consumer(settings, consumer_registry):
+            await request_publishing(settings, doomed, key=b"k")
+            failed = await read_outcomes(settings, expect=12)
             assert {o.status for o in failed} == {Status.FAILED}
             pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
             try:
@@ -65,15 +65,14 @@ async def test_auto_rollback_pauses_publishing_and_resume_processes_what_waited(
                 state = await read_control(pool)
                 assert state.paused
                 assert state.changed_by == "alert:store_publish_auto_rollback"
+                # The consumer has read the switch: from here nothing more comes out.
+                await metric_reaches(consumer_registry, "store_publish_paused", 1)
                 await held.rollback()
-                await send_requests(settings, [encode(request_body(c)) for c in waiting], key=b"k")
-                await asyncio.sleep(3)
-                during = await read_topic(settings, settings.topic_outcomes, expect=13, wait_s=2)
+                await request_publishing(settings, waiting, key=b"k")
+                during = await read_topic(settings, settings.topic_outcomes, expect=13, wait_s=5)
                 assert len(during) == 12, "published while paused"
                 await set_paused(pool, paused=False, reason=None, changed_by="cli:test")
-                after = outcomes_of(
-                    await read_topic(settings, settings.topic_outcomes, expect=12 + 15)
-                )
+                after = await read_outcomes(settings, expect=12 + 15)
             finally:
                 await pool.close()
     finally:

@@ -14,6 +14,7 @@ from tests.fixtures.settings import MakeSettings
 from tests.helpers.support import (
     encode,
     outcomes_of,
+    read_outcomes,
     read_topic,
     request_body,
     running_consumer,
@@ -36,9 +37,9 @@ async def test_a_replayed_request_gets_the_same_outcome_and_no_second_side_effec
     value = encode(request_body(creator))
     async with running_consumer(settings):
         await send_requests(settings, [value])
-        first = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=1))
+        first = await read_outcomes(settings, expect=1)
         await send_requests(settings, [value, value])
-        every = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=3))
+        every = await read_outcomes(settings, expect=3)
     assert len(every) == 3
     assert {o.model_dump_json() for o in every} == {first[0].model_dump_json()}
     assert first[0].status is Status.PUBLISHED
@@ -58,7 +59,7 @@ async def test_ten_requests_for_one_store_sent_at_once_publish_it_once(
     values = [encode(request_body(creator)) for _ in range(10)]
     await asyncio.gather(*(send_requests(settings, [value]) for value in values))
     async with running_consumer(settings):
-        outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=10))
+        outcomes = await read_outcomes(settings, expect=10)
     statuses = sorted(o.status.value for o in outcomes)
     assert statuses == ["already_published"] * 9 + ["published"]
     assert len({o.published_at for o in outcomes}) == 1

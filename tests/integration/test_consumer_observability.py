@@ -9,8 +9,7 @@ import uuid
 
 import asyncpg
 
-from ops.runtime.topics import ensure_topics
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
     encode,
     free_port,
@@ -36,11 +35,10 @@ def _sample(metrics: str, name: str) -> float:
 
 
 async def test_metrics_count_outcomes_dead_letters_and_gating_blocks_by_step(
-    make_settings: MakeSettings, database_url: str
+    make_settings_with_topics: MakeSettingsWithTopics, database_url: str
 ) -> None:
     port = free_port()
-    settings = make_settings(consumer_http_port=port)
-    await ensure_topics(settings)
+    settings = await make_settings_with_topics(consumer_http_port=port)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn)

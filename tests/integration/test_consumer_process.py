@@ -10,15 +10,14 @@ from pathlib import Path
 
 import asyncpg
 
-from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
 from tests.fixtures.processes import ConsumerProcessFactory
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
     encode,
-    outcomes_of,
     producer_for,
+    read_outcomes,
     read_topic,
     request_body,
     seed_creator,
@@ -40,19 +39,18 @@ def _sh(command: str, log: Path) -> str:
 
 
 async def test_bad_input_gets_its_reason_a_dead_letter_and_the_consumer_keeps_going(
-    make_settings: MakeSettings,
+    make_settings_with_topics: MakeSettingsWithTopics,
     database_url: str,
     tmp_path: Path,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
     from schemas.signing import sign
 
-    settings = make_settings(
+    settings = await make_settings_with_topics(
         event_signing_secret=SECRET,
         publish_required_steps="payments,theme",
         topic_partitions=1,
     )
-    await ensure_topics(settings)
     conn = await asyncpg.connect(database_url)
     try:
         await seed_steps(conn, ("payments", "theme"))
@@ -133,7 +131,7 @@ async def test_bad_input_gets_its_reason_a_dead_letter_and_the_consumer_keeps_go
                     )
             await producer.flush()
         total = len(cases) + len(goods)
-        outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=total))
+        outcomes = await read_outcomes(settings, expect=total)
     finally:
         assert consumer.terminate() == 0, "SIGTERM must drain and exit 0"
 

@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import asyncpg
 
-from ops.runtime.topics import ensure_topics
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
-    encode,
-    outcomes_of,
+    read_outcomes,
     read_topic,
-    request_body,
+    request_publishing,
     running_consumer,
-    send_requests,
 )
 
 
 async def test_unreadable_gating_state_fails_closed_with_gating_unavailable(
-    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
+    make_settings_with_topics: MakeSettingsWithTopics,
+    database_url: str,
+    make_creators: MakeCreators,
 ) -> None:
-    settings = make_settings(topic_partitions=1, db_lock_timeout_ms=100)
-    await ensure_topics(settings)
+    settings = await make_settings_with_topics(topic_partitions=1, db_lock_timeout_ms=100)
     creators = await make_creators(2)
     locker = await asyncpg.connect(database_url)
     held = locker.transaction()
@@ -31,9 +29,9 @@ async def test_unreadable_gating_state_fails_closed_with_gating_unavailable(
     # The step definitions cannot be read while this lock is held: gating cannot be evaluated.
     await locker.execute("LOCK TABLE onboarding_step_definitions IN ACCESS EXCLUSIVE MODE")
     try:
-        await send_requests(settings, [encode(request_body(c)) for c in creators], key=b"k")
+        await request_publishing(settings, creators, key=b"k")
         async with running_consumer(settings):
-            outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=2))
+            outcomes = await read_outcomes(settings, expect=2)
     finally:
         await held.rollback()
         await locker.close()

@@ -13,7 +13,14 @@ from consumers.ledger import maintain_ledger, partition_name
 from schemas.events import PublishOutcome, Status
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.helpers.support import encode, outcomes_of, read_topic, request_body, running_consumer
+from tests.helpers.support import (
+    encode,
+    outcomes_of,
+    read_outcomes,
+    read_topic,
+    request_body,
+    running_consumer,
+)
 from tests.helpers.support import send_requests as send
 
 
@@ -131,9 +138,7 @@ async def test_an_old_request_replayed_after_its_record_is_gone_repeats_no_side_
     values = [encode(request_body(published)), encode(request_body(gated))]
     async with running_consumer(settings):
         await send(settings, values)
-        first = _in_order(
-            outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=2)), values
-        )
+        first = _in_order(await read_outcomes(settings, expect=2), values)
     analytics_before = await _analytics(database_url)
     conn = await asyncpg.connect(database_url)
     try:
@@ -148,7 +153,7 @@ async def test_an_old_request_replayed_after_its_record_is_gone_repeats_no_side_
 
     async with running_consumer(settings):
         await send(settings, values)
-        every = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=4))
+        every = await read_outcomes(settings, expect=4)
     later = _in_order([o for o in every if o not in first], values)
     assert [o.status for o in first] == [Status.PUBLISHED, Status.GATED]
     assert [o.status for o in later] == [Status.ALREADY_PUBLISHED, Status.GATED]

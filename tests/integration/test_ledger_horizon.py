@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from consumers.ledger import maintain_ledger, maintain_ledger_once, read_partitions
-from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettings, MakeSettingsWithTopics
 from tests.helpers.support import (
     encode,
     outcomes_of,
     producer_for,
+    read_outcomes,
     read_topic,
     request_body,
     running_consumer,
@@ -48,12 +48,13 @@ async def _counts(conn: asyncpg.Connection) -> tuple[int, int]:
 
 
 async def test_a_short_horizon_keeps_the_ledger_within_rate_times_retention_plus_interval(
-    make_settings: MakeSettings, database_url: str, make_creators: MakeCreators
+    make_settings_with_topics: MakeSettingsWithTopics,
+    database_url: str,
+    make_creators: MakeCreators,
 ) -> None:
-    settings = make_settings(
+    settings = await make_settings_with_topics(
         idempotency_partition_interval=INTERVAL, idempotency_retention=RETENTION
     )
-    await ensure_topics(settings)
     creators = await make_creators(20)
     # What the first `store-publish migrate` does after the migrations: 0006's day
     # partitions give way to partitions of the interval.
@@ -95,9 +96,7 @@ async def test_a_short_horizon_keeps_the_ledger_within_rate_times_retention_plus
                     tick += 1
                     await asyncio.sleep(max(0.0, started + tick * 0.1 - time.time()))
                 await producer.flush()
-            first = outcomes_of(
-                await read_topic(settings, settings.topic_outcomes, expect=len(sent))
-            )
+            first = await read_outcomes(settings, expect=len(sent))
             await asyncio.sleep((RETENTION + INTERVAL).total_seconds() / 2)
             sampler.cancel()
             nominal = RATE * (RETENTION + INTERVAL).total_seconds()

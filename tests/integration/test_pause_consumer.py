@@ -6,18 +6,18 @@ import asyncio
 import json
 
 import asyncpg
+from prometheus_client import CollectorRegistry
 
 from schemas.events import Status
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.helpers.dlq import cli
 from tests.helpers.support import (
-    encode,
-    outcomes_of,
+    metric_reaches,
+    read_outcomes,
     read_topic,
-    request_body,
+    request_publishing,
     running_consumer,
-    send_requests,
 )
 
 
@@ -28,15 +28,18 @@ async def test_pause_holds_every_request_and_resume_processes_all_of_them(
 
     paused = await cli(settings, "pause", "--reason", "partial rollback drill")
     assert paused.code == 0, paused.err
-    async with running_consumer(settings):
-        await send_requests(settings, [encode(request_body(c)) for c in creators])
-        await asyncio.sleep(3)  # many times the consumer's pause poll interval
-        held = await read_topic(settings, settings.topic_outcomes, expect=1, wait_s=1)
+    registry = CollectorRegistry()
+    async with running_consumer(settings, registry):
+        await request_publishing(settings, creators)
+        # Once the consumer says it is paused, nothing comes out for many times its pause
+        # poll interval.
+        await metric_reaches(registry, "store_publish_paused", 1)
+        held = await read_topic(settings, settings.topic_outcomes, expect=1, wait_s=4)
         status = json.loads((await cli(settings, "status", "--json")).out)
 
         resumed = await cli(settings, "resume")
         assert resumed.code == 0, resumed.err
-        outcomes = outcomes_of(await read_topic(settings, settings.topic_outcomes, expect=5))
+        outcomes = await read_outcomes(settings, expect=5)
         for _ in range(40):
             drained = json.loads((await cli(settings, "status", "--json")).out)
             if drained["total_lag"] == 0:

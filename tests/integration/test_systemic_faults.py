@@ -21,15 +21,14 @@ from prometheus_client import CollectorRegistry
 
 import consumers.effects
 from consumers.effects import Effects
-from ops.runtime.topics import ensure_topics
 from schemas.events import PublishOutcome, Status
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.cli import store_publish
 from tests.helpers.support import (
     encode,
-    outcomes_of,
+    read_outcomes,
     read_topic,
     request_body,
     running_consumer,
@@ -133,7 +132,7 @@ async def _read_write(admin: asyncpg.Connection, role: str) -> None:
     ],
 )
 async def test_a_database_fault_pauses_publishing_and_fails_no_request(
-    make_settings: MakeSettings,
+    make_settings_with_topics: MakeSettingsWithTopics,
     make_creators: MakeCreators,
     consumer_role: Role,
     database_url: str,
@@ -141,8 +140,9 @@ async def test_a_database_fault_pauses_publishing_and_fails_no_request(
     lift: Fault,
     sqlstate: str,
 ) -> None:
-    settings = make_settings(database_url=consumer_role.dsn, db_outage_max_backoff_ms=500)
-    await ensure_topics(settings)
+    settings = await make_settings_with_topics(
+        database_url=consumer_role.dsn, db_outage_max_backoff_ms=500
+    )
     ready = await make_creators(PUBLISHABLE)
     blocked = await make_creators(GATED, done=())
     (first,) = await make_creators(1)
@@ -166,9 +166,7 @@ async def test_a_database_fault_pauses_publishing_and_fails_no_request(
                 said = await _status_of_consumers(settings)
                 assert [(c["state"], c["sqlstate"]) for c in said] == [("database_fault", sqlstate)]
             await lift(admin, consumer_role.name)
-            outcomes = outcomes_of(
-                await read_topic(settings, settings.topic_outcomes, expect=len(values) + 1)
-            )
+            outcomes = await read_outcomes(settings, expect=len(values) + 1)
             assert registry.get_sample_value("store_publish_database_available") == 1
         await _account(settings, admin, outcomes[1:], len(values), warmed_up=1)
     finally:
@@ -209,9 +207,7 @@ async def test_a_bug_in_the_batch_path_pauses_publishing_and_fails_no_request(
             assert faults is not None
             assert faults >= 1
             broken.clear()
-            outcomes = outcomes_of(
-                await read_topic(settings, settings.topic_outcomes, expect=len(values) + 1)
-            )
+            outcomes = await read_outcomes(settings, expect=len(values) + 1)
         await _account(settings, admin, outcomes[1:], len(values), warmed_up=1)
     finally:
         await admin.close()
