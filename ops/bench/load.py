@@ -19,11 +19,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.db.migrate import migrate_database
-from ops.dev.emit import request_headers
 from ops.dev.requests import parties
 from ops.dev.seed import Creator, Population, seed_population
-from schemas.requests import publish_request, request_value
+from schemas.requests import publish_request, request_key, request_value
 from schemas.settings import Settings
+from schemas.signing import signature_headers
 
 BENCH_STEPS = ("payments", "email_verification")
 
@@ -101,7 +101,8 @@ def request_for(
     )
     if kind == "malformed":
         value = value[: len(value) // 2]
-    return Request(str(store_id).encode(), value, request_headers(settings, value), str(event_id))
+    headers = signature_headers(value, settings.signing_key())
+    return Request(request_key(store_id), value, headers, str(event_id))
 
 
 def plan_requests(

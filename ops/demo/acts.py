@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 import asyncpg
 from prometheus_client import CollectorRegistry
 
-from ops.dev.emit import key_of, request_producer
+from ops.dev.emit import request_producer
 from ops.dev.seed import Creator
 from ops.oncall.topic_reader import read_until
 from schemas.events import PublishOutcome, Reason, Status
-from schemas.requests import publish_request, request_value
+from schemas.requests import publish_request, request_key, request_value
 from schemas.settings import Settings
 from schemas.signing import signature_headers
 
@@ -110,7 +110,7 @@ async def _send(
             await producer.send(
                 stage.settings.topic_requests,
                 value=value,
-                key=key_of(value),
+                key=request_key(request.store_id),
                 headers=signature_headers(value, stage.key),
             )
             ids.append(request.event_id)

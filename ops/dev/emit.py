@@ -31,10 +31,6 @@ async def request_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer
         await producer.stop()
 
 
-def request_headers(settings: Settings, value: bytes) -> list[tuple[str, bytes]]:
-    return signature_headers(value, settings.signing_key())
-
-
 def key_of(value: bytes) -> bytes | None:
     """The store id a request names, as its key; None when the value does not say."""
     try:
@@ -49,13 +45,14 @@ async def send_values(settings: Settings, values: Iterable[bytes], *, rate: floa
     """Send each value keyed by its store id, at most `rate` per second (0: no limit)."""
     sent = 0
     started = time.monotonic()
+    key = settings.signing_key()
     async with request_producer(settings) as producer:
         for value in values:
             await producer.send(
                 settings.topic_requests,
                 value=value,
                 key=key_of(value),
-                headers=request_headers(settings, value),
+                headers=signature_headers(value, key),
             )
             sent += 1
             if rate > 0:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers.cli import store_publish
-from tests.helpers.services import ROOT, printed_env, run_services
+from tests.helpers.services import ROOT, services_on
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +24,12 @@ def demo_services() -> Iterator[dict[str, str]]:
     }
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
         env.pop(name, None)
-    run_services(env, "up")
+    services = services_on(env)
+    services.up()
     try:
-        yield {**env, **printed_env(run_services(env, "env"))}
+        yield {**env, **services.env()}
     finally:
-        run_services(env, "down")
+        services.down()
 
 
 def test_the_demo_tells_its_three_acts_and_every_account_balances(

@@ -4,7 +4,6 @@ pair, and pairs of their own beside it, each a `Services` on its own SERVICES_HO
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,33 +12,11 @@ from ops.dev.services_tool import Services
 from ops.dev.services_tool.cli import run as run_command
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ROOT / "ops" / "dev" / "services"
 
 
 def services_on(env: Mapping[str, str]) -> Services:
     """The services `ops/dev/services` would run with the environment `env`."""
     return Services.from_environ(env)
-
-
-def run_services(env: dict[str, str] | None, *args: str, timeout: float = 600) -> str:
-    """`ops/dev/services ARGS` as a command, with `env` (None: this process's); its stdout, or
-    RuntimeError. For tests of the command line itself; fixtures use `services_on`."""
-    done = subprocess.run(
-        [str(SERVICES), *args],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"ops/dev/services {' '.join(args)} failed:\n{done.stderr}")
-    return done.stdout
-
-
-def printed_env(stdout: str) -> dict[str, str]:
-    """The NAME=value lines `ops/dev/services env` printed."""
-    return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
 
 
 class OwnServices:
