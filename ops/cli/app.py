@@ -15,6 +15,7 @@ from typing import Annotated, TextIO
 
 import typer
 
+from ops.cli.acl import acl_app
 from ops.cli.dlq import dlq_app
 from ops.cli.edge import operator_errors
 from ops.cli.switch import pause, resume, status
@@ -167,6 +168,7 @@ def emit(
 
 
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(acl_app, name="acl")
 app.command()(pause)
 app.command()(resume)
 app.command()(status)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from schemas.settings import Settings
+# Only for types: the services tool (standard library only) reads the role names from here.
+if TYPE_CHECKING:
+    from schemas.settings import Settings
 
 
 class Role(StrEnum):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ops.dev.services_tool import Services
 from ops.dev.services_tool.cli import run as run_command
+from ops.runtime.roles import Role
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,9 +47,13 @@ class OwnServices:
 
 @dataclass(frozen=True)
 class SecureBroker:
-    """Where the secure listener is and the credentials of its client user."""
+    """Where the secure listener is, the CA it trusts, each role's login on it, and the
+    PLAINTEXT listener on loopback whose anonymous principal is the super user (ACLs)."""
 
     bootstrap_servers: str
-    username: str
-    password: str
+    admin_bootstrap_servers: str
     cafile: str
+    logins: dict[Role, tuple[str, str]]
+
+    def password(self, role: Role) -> str:
+        return self.logins[role][1]

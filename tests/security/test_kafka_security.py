@@ -18,11 +18,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
+from ops.runtime.roles import Role
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
 from schemas.settings import Settings
 from tests.fixtures.processes import ConsumerProcessFactory
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.security import MakeSecureRoles
 from tests.helpers.services import SecureBroker
 from tests.helpers.support import (
     encode,
@@ -94,9 +95,10 @@ def _stranger_ca(directory: Path) -> Path:
 
 
 async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
-    make_secure_settings: MakeSettings, database_url: str, secure_broker: SecureBroker
+    make_secure_settings: MakeSecureRoles, database_url: str, secure_broker: SecureBroker
 ) -> None:
-    settings = make_secure_settings(event_signing_secret=SECRET)
+    roles = make_secure_settings(event_signing_secret=SECRET)
+    settings = roles(Role.MIGRATE)
     assert settings.kafka_client_options()["security_protocol"] == "SASL_SSL"
     created = await ensure_topics(settings)
     assert sorted(created) == sorted(
@@ -109,9 +111,9 @@ async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
     )
     body = await _seed_ready_creator(database_url)
 
-    await send_requests(settings, [encode(body)], secret=SECRET)
-    async with running_consumer(settings):
-        outcomes = await outcomes_by_request(settings, 1)
+    await send_requests(roles(Role.UPSTREAM), [encode(body)], secret=SECRET)
+    async with running_consumer(roles(Role.CONSUMER)):
+        outcomes = await outcomes_by_request(roles(Role.ANALYTICS), 1)
 
     outcome = outcomes[uuid.UUID(str(body["event_id"]))]
     assert outcome.status is Status.PUBLISHED
@@ -119,13 +121,13 @@ async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
 
 
 async def test_wrong_scram_password_is_refused_by_the_broker(
-    make_secure_settings: MakeSettings,
+    make_secure_settings: MakeSecureRoles,
     database_url: str,
     secure_broker: SecureBroker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong = "not-the-" + uuid.uuid4().hex
-    settings = make_secure_settings(kafka_sasl_password=wrong)
+    settings = make_secure_settings()(Role.UPSTREAM, kafka_sasl_password=wrong)
 
     with pytest.raises(SaslAuthenticationFailed, match="invalid credentials"):
         await _connect_once(settings)
@@ -135,9 +137,9 @@ async def test_wrong_scram_password_is_refused_by_the_broker(
 
 
 async def test_unknown_scram_user_is_refused_by_the_broker(
-    make_secure_settings: MakeSettings, database_url: str, secure_broker: SecureBroker
+    make_secure_settings: MakeSecureRoles, database_url: str, secure_broker: SecureBroker
 ) -> None:
-    settings = make_secure_settings(kafka_sasl_username="intruder")
+    settings = make_secure_settings()(Role.UPSTREAM, kafka_sasl_username="intruder")
 
     with pytest.raises(SaslAuthenticationFailed):
         await _connect_once(settings)
@@ -149,11 +151,12 @@ async def test_broker_certificate_from_an_unknown_ca_is_refused(
     secure_broker: SecureBroker,
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
-    make_secure_settings: MakeSettings,
+    make_secure_settings: MakeSecureRoles,
 ) -> None:
-    stranger = make_secure_settings(kafka_ssl_cafile=str(_stranger_ca(tmp_path)))
+    roles = make_secure_settings()
+    stranger = roles(Role.UPSTREAM, kafka_ssl_cafile=str(_stranger_ca(tmp_path)))
     # No CA file: the system's trust store, which has never heard of ops/dev/services' CA.
-    system = make_secure_settings(kafka_ssl_cafile=None)
+    system = roles(Role.UPSTREAM, kafka_ssl_cafile=None)
 
     for settings in (stranger, system):
         with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
@@ -163,9 +166,9 @@ async def test_broker_certificate_from_an_unknown_ca_is_refused(
 
 
 async def test_plaintext_client_gets_nothing_from_the_secure_listener(
-    make_secure_settings: MakeSettings, database_url: str, secure_broker: SecureBroker
+    make_secure_settings: MakeSecureRoles, database_url: str, secure_broker: SecureBroker
 ) -> None:
-    settings = make_secure_settings()
+    settings = make_secure_settings()(Role.UPSTREAM)
     plaintext = settings.model_copy(
         update={"kafka_security_protocol": "PLAINTEXT", "kafka_sasl_mechanism": None}
     )
@@ -177,21 +180,21 @@ async def test_plaintext_client_gets_nothing_from_the_secure_listener(
 
 
 async def test_scram_password_never_appears_in_the_consumer_log(
-    make_secure_settings: MakeSettings,
+    make_secure_settings: MakeSecureRoles,
     database_url: str,
     secure_broker: SecureBroker,
     tmp_path: Path,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
     # DEBUG: the most the consumer and aiokafka ever write.
-    settings = make_secure_settings(event_signing_secret=SECRET, log_level="DEBUG")
-    await ensure_topics(settings)
+    roles = make_secure_settings(event_signing_secret=SECRET, log_level="DEBUG")
+    await ensure_topics(roles(Role.MIGRATE))
     body = await _seed_ready_creator(database_url)
-    consumer = consumer_process(settings, "consumer")
+    consumer = consumer_process(roles(Role.CONSUMER), "consumer")
     consumer.start()
     try:
-        await send_requests(settings, [encode(body)], secret=SECRET)
-        outcomes = await outcomes_by_request(settings, 1)
+        await send_requests(roles(Role.UPSTREAM), [encode(body)], secret=SECRET)
+        outcomes = await outcomes_by_request(roles(Role.ANALYTICS), 1)
     finally:
         assert consumer.terminate() == 0, "SIGTERM must drain and exit 0"
 
@@ -200,5 +203,5 @@ async def test_scram_password_never_appears_in_the_consumer_log(
     assert len(consumer.log_lines()) > 0, "the consumer logged nothing: the search proves nothing"
     # At DEBUG aiokafka logs the SASL exchange itself: the search covered the login.
     assert b"SCRAM-SHA-512" in captured
-    assert secure_broker.password.encode() not in captured
+    assert secure_broker.password(Role.CONSUMER).encode() not in captured
     assert SECRET.encode() not in captured

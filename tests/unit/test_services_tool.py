@@ -11,6 +11,7 @@ import pytest
 from ops.dev.services_tool import Config, ServicesError, client_env
 from ops.dev.services_tool.cli import run
 from ops.dev.services_tool.kafka_config import jvm_options, node_properties, render
+from ops.runtime.roles import Role, kafka_username
 
 CHECKOUT = Path("/checkout")
 
@@ -69,7 +70,6 @@ def test_ports_given_move_every_node() -> None:
     [
         ({"KAFKA_PORT": "x"}, "KAFKA_PORT=x"),
         ({"KAFKA_BROKERS": "0"}, "at least one"),
-        ({"KAFKA_SECURE_USERNAME": "a b"}, "KAFKA_SECURE_USERNAME"),
     ],
 )
 def test_a_setting_that_makes_no_sense_is_one_error(
@@ -146,9 +146,23 @@ def test_heap_and_gc_threads_are_shared_out_between_nodes() -> None:
     assert f"-Dkafka.logs.dir={three.home / 'logs' / 'kafka-2'}" in options
 
 
-def test_the_scram_users_are_data_and_the_first_is_the_client() -> None:
-    made = config(KAFKA_SECURE="1", KAFKA_SECURE_USERNAME="someone")
-    assert [(u.name, u.role) for u in made.scram_users] == [("someone", "client")]
+def test_there_is_one_scram_user_per_role_named_by_the_roles_module() -> None:
+    made = config(KAFKA_SECURE="1")
+    assert [(u.name, u.role) for u in made.scram_users] == [
+        (kafka_username(role), role.value) for role in Role
+    ]
+    assert len({u.name for u in made.scram_users}) == len(Role) == 7
+
+
+def test_the_secure_broker_denies_what_no_acl_allows_and_only_anonymous_loopback_is_super() -> None:
+    made = config(KAFKA_SECURE="1")
+    properties = node_properties(made, made.node(1))
+    assert properties["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert properties["allow.everyone.if.no.acl.found"] == "false"
+    assert properties["super.users"] == "User:ANONYMOUS"
+    # ANONYMOUS is only ever the PLAINTEXT listeners' principal, bound to loopback.
+    assert all("127.0.0.1" in listener for listener in properties["listeners"].split(","))
+    assert "authorizer.class.name" not in node_properties(config(), config().node(1))
 
 
 def test_env_names_the_broker_and_database_and_nothing_else_when_plain() -> None:
@@ -162,20 +176,32 @@ def test_env_adds_the_sasl_ssl_lines_from_the_material(tmp_path: Path) -> None:
     made = config(KAFKA_SECURE="1", SERVICES_HOME=str(tmp_path))
     users = tmp_path / "kafka-secure" / "users"
     users.mkdir(parents=True)
-    (users / "store-publish.password").write_text("s3cret\n")
+    for role in Role:
+        (users / f"{kafka_username(role)}.password").write_text(f"s3cret-{role.value}\n")
     found = client_env(made)
     assert list(found) == [
         "KAFKA_BOOTSTRAP_SERVERS",
         "DATABASE_URL",
         "KAFKA_SECURE_BOOTSTRAP_SERVERS",
         "KAFKA_SASL_MECHANISM",
-        "KAFKA_SASL_USERNAME",
-        "KAFKA_SASL_PASSWORD",
         "KAFKA_SSL_CAFILE",
-        "KAFKA_SECURE_CLIENT_CONFIG",
+        *(
+            f"KAFKA_SASL_{part}_{role}"
+            for role in [
+                "CONSUMER",
+                "STREAM",
+                "GATEWAY",
+                "UPSTREAM",
+                "ANALYTICS",
+                "ONCALL",
+                "MIGRATE",
+            ]
+            for part in ("USERNAME", "PASSWORD")
+        ),
     ]
     assert found["KAFKA_SECURE_BOOTSTRAP_SERVERS"] == "127.0.0.1:19094"
-    assert found["KAFKA_SASL_PASSWORD"] == "s3cret"
+    assert found["KAFKA_SASL_USERNAME_ONCALL"] == "store-publish-oncall"
+    assert found["KAFKA_SASL_PASSWORD_ONCALL"] == "s3cret-oncall"
     assert found["KAFKA_SSL_CAFILE"] == str(tmp_path / "kafka-secure" / "ca.pem")
 
 

@@ -42,12 +42,15 @@ and logs (SERVICES_HOME/logs/kafka-N/). KAFKA_BOOTSTRAP_SERVERS lists every node
 
 KAFKA_SECURE=1: each node also opens a SASL_SSL listener (TLS, SCRAM-SHA-512) on
 KAFKA_SECURE_PORT+N-1 (default KAFKA_PORT+2, or +20 for a cluster) beside PLAINTEXT, with a
-throwaway CA, a broker certificate for 127.0.0.1 and a SCRAM user KAFKA_SECURE_USERNAME
-(store-publish) whose random password is kept in SERVICES_HOME/kafka-secure/ (mode 600);
-ready once a SASL_SSL client lists the topics. `env` then also prints
-KAFKA_SECURE_BOOTSTRAP_SERVERS, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
-KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE and KAFKA_SECURE_CLIENT_CONFIG (a Java client
-properties file for `kafka-tool ... --command-config`), but no KAFKA_SECURITY_PROTOCOL.
+throwaway CA, a broker certificate for 127.0.0.1, and KRaft's StandardAuthorizer: what no ACL
+allows is denied. Each role of ops/runtime/roles.py (consumer, stream, gateway, upstream,
+analytics, oncall, migrate) gets a SCRAM user store-publish-<role> whose random password is
+kept in SERVICES_HOME/kafka-secure/ (mode 600), and its ACLs (`store-publish acl apply`, run
+from .venv once the broker is up). PLAINTEXT on loopback stays the super user's listener (the
+nodes' links, the probe, the tools). Ready once a SASL_SSL client lists the topics. `env`
+then also prints KAFKA_SECURE_BOOTSTRAP_SERVERS, KAFKA_SASL_MECHANISM, KAFKA_SSL_CAFILE and,
+per role, KAFKA_SASL_USERNAME_<ROLE> and KAFKA_SASL_PASSWORD_<ROLE>, but no
+KAFKA_SECURITY_PROTOCOL.
 
 Messages go to stderr; only `env`, `status --json` and `kafka-tool` write to stdout.
 """

@@ -9,23 +9,22 @@ earlier version of this tool is found and adopted.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ops.dev.services_tool.system import ServicesError
+from ops.runtime.roles import Role, kafka_username
 
 ROOT = Path(os.path.abspath(__file__)).parents[3]
 HOST = "127.0.0.1"
-_USERNAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 @dataclass(frozen=True)
 class ScramUser:
-    """A SCRAM-SHA-512 login on the SASL_SSL listener; `role` names what it is for (the
-    authorizer's ACLs will be granted per role)."""
+    """A SCRAM-SHA-512 login on the SASL_SSL listener: one per role (`ops.runtime.roles`),
+    whose ACLs `store-publish acl apply` grants."""
 
     name: str
     role: str
@@ -93,11 +92,6 @@ class Config:
             chosen = environ.get("SERVICES_HOME")
             home = Path(chosen) if chosen else root / ".cache" / "cluster"
         kafka_port = number("KAFKA_PORT", 19092 if one else 19292)
-        username = environ.get("KAFKA_SECURE_USERNAME") or "store-publish"
-        if not _USERNAME.match(username):
-            raise ServicesError(
-                "KAFKA_SECURE_USERNAME may only hold letters, digits, '.', '_' and '-'"
-            )
         heap = environ.get("KAFKA_HEAP_OPTS") or ("-Xms512m -Xmx1g" if one else "-Xms256m -Xmx512m")
         pg_bin = environ.get("PG_BIN")
         java_home = environ.get("JAVA_HOME")
@@ -114,7 +108,7 @@ class Config:
             pg_db=environ.get("PG_DB") or "store_publish",
             heap_opts=tuple(shlex.split(heap)),
             secure=environ.get("KAFKA_SECURE", "0") == "1",
-            scram_users=(ScramUser(username, role="client"),),
+            scram_users=tuple(ScramUser(kafka_username(role), role.value) for role in Role),
             ready_timeout=number("READY_TIMEOUT", 120),
             stop_timeout=number("STOP_TIMEOUT", 30),
             pg_bin=Path(pg_bin) if pg_bin else None,

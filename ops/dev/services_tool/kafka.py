@@ -260,6 +260,7 @@ def start(config: Config, only: int | None = None) -> None:
     if config.secure:
         secure.ensure_users(config, cluster_id(config), config.bootstrap_servers)
         _secure_probe(config, deadline)
+        secure.apply_acls(config)
     nodes = "" if config.brokers == 1 else f" ({config.brokers} nodes)"
     log(f"kafka: ready on {config.bootstrap_servers}{nodes} in {since(started)}")
 

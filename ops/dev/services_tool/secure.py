@@ -26,9 +26,23 @@ MECHANISM = "SCRAM-SHA-512"
 _SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required"
 
 
+# KRaft's authorizer: what no ACL allows is denied (`allow.everyone.if.no.acl.found`
+# defaults to false). The PLAINTEXT and CONTROLLER listeners on loopback authenticate nobody
+# (User:ANONYMOUS): the nodes' own links, the readiness probe and the admin tools use them,
+# so that principal is the super user. Every client of the pipeline logs in on SASL_SSL as
+# its role and gets the role's ACLs (`store-publish acl apply`). A real cluster authenticates
+# its inter-broker listener too; docs/security.md says how this setup differs.
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+SUPER_USER = "User:ANONYMOUS"
+
+
 def broker_properties(config: Config) -> dict[str, str]:
-    """The SASL_SSL listener's settings (its address is in the node's `listeners`)."""
+    """The SASL_SSL listener's settings (its address is in the node's `listeners`) and the
+    authorizer."""
     return {
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": SUPER_USER,
+        "allow.everyone.if.no.acl.found": "false",
         # The credentials live in the cluster metadata: the broker's login takes no options.
         "listener.name.sasl_ssl.sasl.enabled.mechanisms": MECHANISM,
         "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": f"{_SCRAM_LOGIN};",
@@ -231,3 +245,25 @@ def ensure_users(config: Config, cluster_id: str, plaintext_bootstrap: str) -> N
             what=f"setting the SCRAM credential of {user.name}",
         )
     record_users(config, cluster_id)
+
+
+def apply_acls(config: Config) -> None:
+    """The roles' ACLs for the settings in the environment (topic names, consumer group),
+    granted by the project's own command through the super user's PLAINTEXT listener."""
+    command = config.root / ".venv" / "bin" / "store-publish"
+    if not command.exists():
+        log(f"kafka: no {command}: run `make setup`, then `store-publish acl apply`")
+        return
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("KAFKA_SASL_", "KAFKA_SSL_", "KAFKA_SECURITY_"))
+    }
+    environ["KAFKA_BOOTSTRAP_SERVERS"] = config.bootstrap_servers
+    done = subprocess.run(
+        [str(command), "acl", "apply"], env=environ, capture_output=True, text=True, check=False
+    )
+    said = (done.stdout + done.stderr).strip().splitlines()
+    if done.returncode != 0:
+        raise ServicesError(f"kafka: applying the roles' ACLs failed: {' '.join(said[-1:])}")
+    log(f"kafka: {said[-1] if said else 'ACLs applied'}")

@@ -26,22 +26,23 @@ class Status:
 
 def client_env(config: Config) -> dict[str, str]:
     """What clients need, in the order `env` prints it. The SASL_SSL lines (KAFKA_SECURE=1)
-    name the first SCRAM user and carry no KAFKA_SECURITY_PROTOCOL: exported, they leave
-    KAFKA_BOOTSTRAP_SERVERS plaintext."""
+    give each role its own login, `KAFKA_SASL_USERNAME_<ROLE>` and `..._PASSWORD_<ROLE>`, and
+    carry no KAFKA_SECURITY_PROTOCOL: exported, they leave KAFKA_BOOTSTRAP_SERVERS plaintext;
+    a process runs as a role with its pair as KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD."""
     found = {
         "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
         "DATABASE_URL": config.database_url,
     }
     if config.secure:
-        user = config.scram_users[0]
         found |= {
             "KAFKA_SECURE_BOOTSTRAP_SERVERS": config.secure_bootstrap_servers,
             "KAFKA_SASL_MECHANISM": secure.MECHANISM,
-            "KAFKA_SASL_USERNAME": user.name,
-            "KAFKA_SASL_PASSWORD": secure.password(config, user),
             "KAFKA_SSL_CAFILE": str(secure.cafile(config)),
-            "KAFKA_SECURE_CLIENT_CONFIG": str(secure.client_config(config, user)),
         }
+        for user in config.scram_users:
+            role = user.role.upper()
+            found[f"KAFKA_SASL_USERNAME_{role}"] = user.name
+            found[f"KAFKA_SASL_PASSWORD_{role}"] = secure.password(config, user)
     return found
 
 
