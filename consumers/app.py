@@ -14,6 +14,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from consumers.access import check_kafka_access, refusal
 from consumers.batch import BatchHandler
 from consumers.commit import Committer
 from consumers.decide_in_db import PostgresDecisions
@@ -134,7 +135,19 @@ async def run_consumer(
                 settings.consumer_http_port, registry, loop.health, host=settings.http_host
             )
         )
-        if not await until_started(consumer.start, stop, waiting="Waiting for Kafka"):
+
+        async def start_reader() -> None:
+            await check_kafka_access(settings)
+            try:
+                await consumer.start()
+            except Exception as error:
+                refused = refusal(settings, error)
+                if refused is None:
+                    raise
+                await consumer.stop()
+                raise refused from None
+
+        if not await until_started(start_reader, stop, waiting="Waiting for Kafka"):
             log.info("Consumer stopping before it started")
             return
         stack.push_async_callback(_stop_clients, consumer, claims)

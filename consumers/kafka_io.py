@@ -26,6 +26,7 @@ from aiokafka.structs import TopicPartition
 from murmurhash2 import murmurhash2
 
 from consumers.outcomes import OutboundRecord
+from ops.runtime.roles import transactional_id_prefix
 from schemas.settings import Settings
 
 # After a commit, the broker answers the next transaction's AddPartitionsToTxn with
@@ -69,7 +70,7 @@ def requests_reader(settings: Settings) -> AIOKafkaConsumer:
 def new_transactional_id(settings: Settings, owner: str) -> str:
     """Unique to one consumer process (`owner` is its host and pid, and a pid is reused):
     a process never shares its id, so fencing it stops that process alone."""
-    return f"{settings.consumer_group}:{owner}:{uuid.uuid4().hex[:8]}"
+    return f"{transactional_id_prefix(settings)}{owner}:{uuid.uuid4().hex[:8]}"
 
 
 def _producer(settings: Settings, transactional_id: str) -> AIOKafkaProducer:

@@ -16,7 +16,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from ops.runtime.errors import PartitionCountMismatch
+from ops.runtime.errors import NotAuthorized, PartitionCountMismatch
 from ops.runtime.faults import describe, is_unreachable
 from schemas.settings import Settings
 
@@ -30,6 +30,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3  # no record at that PARTITION:OFFSET
     UNREACHABLE = 4  # Kafka or PostgreSQL did not answer in time, or refused the connection
     NOT_SET_UP = 5  # a topic or table is missing: run `store-publish migrate`
+    FORBIDDEN = 6  # the principal lacks an ACL or a grant its role needs (docs/security.md)
     BUG = 70  # an unforeseen error (sysexits' EX_SOFTWARE); LOG_LEVEL=DEBUG shows where
 
 
@@ -81,6 +82,8 @@ def explain(error: Exception) -> tuple[str, ExitCode]:
         return error.message, error.code
     if isinstance(error, PartitionCountMismatch):
         return str(error), ExitCode.BAD_ARGUMENTS
+    if isinstance(error, NotAuthorized):
+        return str(error), ExitCode.FORBIDDEN
     if isinstance(error, ValidationError) and error.title == Settings.__name__:
         return _invalid_settings(error), ExitCode.BAD_ARGUMENTS
     if isinstance(error, OSError) and error.filename is not None:

@@ -259,3 +259,11 @@ def _result(future: Future[Any]) -> Any:
             f"Kafka unreachable: no answer about ACLs within {_TIMEOUT_S:.0f}s "
             "(check KAFKA_BOOTSTRAP_SERVERS)"
         ) from None
+
+
+def revoke_acls(settings: Settings, acls: Sequence[Acl]) -> None:
+    """Delete exactly these ACLs (an operator taking a grant back, or a test proving that
+    a missing one is named)."""
+    admin = AdminClient(admin_config(settings))
+    for future in admin.delete_acls([_as_filter(_binding(acl)) for acl in acls]).values():
+        _result(future)

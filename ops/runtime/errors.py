@@ -20,3 +20,16 @@ class PartitionCountMismatch(Exception):
         self.topic = topic
         self.count = count
         self.wanted = wanted
+
+
+class NotAuthorized(Exception):
+    """The broker refused this process's principal something its role needs: a missing ACL,
+    named, never waited for (it does not grant itself)."""
+
+    def __init__(self, principal: str, needed: str) -> None:
+        super().__init__(
+            f"Kafka refused {principal}: it needs {needed} "
+            "(grant the role's ACLs: `store-publish acl apply`, docs/security.md)"
+        )
+        self.principal = principal
+        self.needed = needed

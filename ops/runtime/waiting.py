@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import structlog
 
+from ops.runtime.errors import NotAuthorized
 from ops.runtime.faults import describe
 
 log = structlog.get_logger("ops.runtime.waiting")
@@ -33,12 +34,15 @@ async def until_started(
     max_delay_s: float = 5.0,
 ) -> bool:
     """Call `start` until it succeeds (True) or `stop` is set first (False); each failure
-    is logged as `waiting`, with backoff."""
+    is logged as `waiting`, with backoff. A refused principal is raised at once: waiting
+    does not grant an ACL."""
     delay = 0.5
     while not stop.is_set():
         try:
             await start()
             return True
+        except NotAuthorized:
+            raise
         except Exception as error:
             log.warning(waiting, error=describe(error))
             await sleep_or_stop(stop, delay)
