@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SERVICES_ENV = eval "$$(ops/dev/services env)" && export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 
-.PHONY: setup lock services lint contract test test-unit test-integration test-faults demo bench down
+.PHONY: setup lock services lint contract manifests test test-unit test-integration test-faults demo bench down
 
 setup:
 	ops/dev/bootstrap $(VENV)
@@ -36,7 +36,13 @@ contract: setup
 	$(VENV)/bin/openapi-spec-validator ops/gateway/openapi.json
 	$(PY) -m ops.contract gate
 
-test: lint contract services
+# The Kubernetes manifests (docs/kubernetes.md): base and production overlay rendered by
+# kustomize and validated by kubeconform, offline, against Kubernetes' and KEDA's published
+# schemas (setup builds both tools at pinned versions and writes the schemas into .tools/).
+manifests: setup
+	ops/k8s/validate
+
+test: lint contract manifests services
 	$(SERVICES_ENV) && $(VENV)/bin/pytest
 
 test-unit: setup
