@@ -38,7 +38,7 @@ _HEADER = """\
 """
 
 
-def _create_role(name: str, attributes: str, *, inherit: bool = True, login: bool = True) -> str:
+def create_role_sql(name: str, attributes: str, *, inherit: bool = True, login: bool = True) -> str:
     """A block that creates role `name` when missing, and a migrate of another database
     creating it at the same moment is no error. Brings INHERIT and LOGIN back to what they
     must be where the code insists (`inherit=False`, `login=False`)."""
@@ -133,9 +133,9 @@ def render() -> str:
     sections = [
         _HEADER,
         "-- Roles (the cluster's).",
-        _create_role(LEDGER_OWNER, "NOLOGIN", login=False),
+        create_role_sql(LEDGER_OWNER, "NOLOGIN", login=False),
         *(
-            _create_role(
+            create_role_sql(
                 pg_role(role),
                 "LOGIN NOINHERIT" if role is Role.CONSUMER else "LOGIN",
                 inherit=role is not Role.CONSUMER,
