@@ -3,6 +3,8 @@ line: no database here (tests/integration/test_pg_roles.py applies them)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ops.db.roles import render, roles_sql
 from ops.runtime.pg_roles import DATABASE_ROLES, MissingPrivilege, pg_grants, role_dsn
 from ops.runtime.roles import LEDGER_OWNER, Role
@@ -86,3 +88,12 @@ def test_a_missing_privilege_is_one_line_naming_the_role_the_privilege_and_the_o
         "database: role store_publish_stream does not exist (run `store-publish migrate`)",
         f"database: role store_publish_consumer is not a member of {LEDGER_OWNER}",
     ]
+
+
+def test_the_grants_shown_in_the_security_docs_are_those_applied() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    section = docs[docs.index("## PostgreSQL roles") :]
+    shown = section[section.index("```sql\n") + len("```sql\n") :]
+    shown = shown[: shown.index("```")]
+    assert "GRANT" in shown
+    assert shown in render()
