@@ -26,7 +26,7 @@ from consumers.ledger import maintain_ledger
 from ops.bench.load import database_url as database_named
 from ops.db.migrate import migrate_database
 from ops.db.roles import create_role_sql
-from ops.runtime.pg_roles import role_dsn
+from ops.runtime.pg_roles import DATABASE_ROLES, role_dsn
 from ops.runtime.roles import LEDGER_OWNER, Role, pg_role
 from ops.runtime.topics import ensure_topics
 from schemas.events import Reason, Status
@@ -37,6 +37,7 @@ from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.dlq import Letter, cli, json_lines, produce_dead_letters
 from tests.helpers.support import (
+    Creator,
     encode,
     metric_reaches,
     read_outcomes,
@@ -47,12 +48,14 @@ from tests.helpers.support import (
     send_requests,
 )
 
+Answer = tuple[int, dict[str, object], str | None]
+
 
 @pytest.fixture
 async def roles(database_url: str) -> dict[Role, str]:
     """The DSN of each process's role on this test's (migrated again) database."""
     assert await migrate_database(database_url) == []
-    return {role: role_dsn(database_url, role) for role in Role}
+    return {role: role_dsn(database_url, role) for role in DATABASE_ROLES}
 
 
 @pytest.fixture
@@ -130,9 +133,6 @@ async def test_the_consumer_maintains_the_ledger_as_its_owner_and_no_further(
         await conn.close()
 
 
-GATEWAY_SECRET = "gateway-test-signing-secret"
-
-
 async def test_the_gateway_under_its_role_publishes_through_the_pipeline(
     roles: dict[Role, str],
     make_gateway_settings: Callable[..., Settings],
@@ -141,26 +141,38 @@ async def test_the_gateway_under_its_role_publishes_through_the_pipeline(
     mint_token: MintToken,
     admin: asyncpg.Connection,
 ) -> None:
+    """Answered while waiting (the caller's store, the switch), and by the poll (the ledger's
+    recorded outcome)."""
     gateway = make_gateway_settings(database_url=roles[Role.GATEWAY])
     consumer = gateway.model_copy(update={"database_url": SecretStr(roles[Role.CONSUMER])})
     await ensure_topics(gateway)
-    (creator,) = await make_creators(1)
-    async with running_consumer(consumer):
+    waits, polls = await make_creators(2)
+    route = "/api/store/publish"
+    async with running_consumer(consumer), aiohttp.ClientSession() as http:
         url = await start_gateway(gateway)
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                url + "/api/store/publish",
-                data=b'{"confirmPublish": true}',
-                headers={"Authorization": f"Bearer {mint_token(creator.user_id)}"},
-            ) as answer,
-        ):
-            status, body = answer.status, await answer.json()
-    assert (status, body["success"]) == (200, True), body
-    assert (
-        await admin.fetchval("SELECT status FROM stores WHERE id = $1", creator.store_id)
-        == "published"
+
+        async def call(method: str, path: str, creator: Creator, **headers: str) -> Answer:
+            headers["Authorization"] = f"Bearer {mint_token(creator.user_id)}"
+            body = b'{"confirmPublish": true}' if method == "POST" else None
+            async with http.request(method, url + path, data=body, headers=headers) as answer:
+                return answer.status, await answer.json(), answer.headers.get("Location")
+
+        waited = await call("POST", route, waits)
+        accepted = await call("POST", route, polls, Prefer="respond-async")
+        assert accepted[0] == 202, accepted
+        assert accepted[2] is not None
+        polled = await call("GET", accepted[2], polls)
+        for _ in range(300):
+            if polled[0] != 202:
+                break
+            await asyncio.sleep(0.2)
+            polled = await call("GET", accepted[2], polls)
+    assert (waited[0], waited[1]["success"]) == (200, True), waited
+    assert (polled[0], polled[1]["success"]) == (200, True), polled
+    stores = await admin.fetch(
+        "SELECT status FROM stores WHERE id = ANY($1::uuid[])", [waits.store_id, polls.store_id]
     )
+    assert [row["status"] for row in stores] == ["published", "published"]
 
 
 async def test_the_whole_pipeline_under_its_roles_rolls_back_resumes_and_replays_once(
