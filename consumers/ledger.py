@@ -7,6 +7,10 @@ deletes the rows past the retention from the partitions that cannot go whole in 
 small batches of their own, and logs and counts what it changed. `store-publish migrate` runs
 it once; each consumer at start and then on `next_maintenance`'s schedule.
 
+Partitions are made and dropped by the ledger's owner (`LEDGER_OWNER`), which each
+maintenance transaction takes for itself alone (`SET LOCAL ROLE`): the consumer's own role
+runs no DDL (docs/security.md, "PostgreSQL roles").
+
 A request whose record was dropped is decided afresh if it ever comes again (an old dead
 letter replayed): safe, since a store is published only while a draft and the analytics rows
 are unique per request.
@@ -34,6 +38,7 @@ from consumers.ledger_plan import (
 )
 from consumers.repository import Conn
 from ops.runtime.faults import describe
+from ops.runtime.roles import LEDGER_OWNER
 from schemas.settings import Settings
 
 log = structlog.get_logger("consumers.ledger")
@@ -52,6 +57,20 @@ _WAKE_MARGIN_S = 0.02
 
 
 Executor = Conn | asyncpg.Pool
+
+
+# Takes the owner's role for the transaction when the role owns the ledger here and the
+# session may take it (the consumer's role is its member; a superuser may take any): a
+# database migrated before the roles existed keeps the session's own role.
+_TAKE_OWNER = """
+SELECT set_config('role', $2, true) FROM pg_class
+ WHERE oid = $1::regclass
+   AND CASE WHEN pg_get_userbyid(relowner) = $2 THEN pg_has_role($2, 'MEMBER') ELSE false END"""
+
+
+async def _as_owner(conn: Conn) -> None:
+    """The rest of this transaction runs as the ledger's owner, where it can."""
+    await conn.execute(_TAKE_OWNER, TABLE, LEDGER_OWNER)
 
 
 async def read_partitions(conn: Conn) -> tuple[list[Partition], bool]:
@@ -150,6 +169,7 @@ async def _purge(conn: Conn, names: list[str], horizon: datetime) -> int:
         while True:
             try:
                 async with conn.transaction():
+                    await _as_owner(conn)
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _LEDGER_LOCK)
                     status = await conn.execute(
                         f"""DELETE FROM "{name}" WHERE ctid = ANY(ARRAY(
@@ -199,6 +219,7 @@ async def _maintain(
     async with conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
         await conn.execute("SET LOCAL TimeZone = 'UTC'")
+        await _as_owner(conn)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LEDGER_LOCK)
         existing, has_default = await read_partitions(conn)
         work = plan(

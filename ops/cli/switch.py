@@ -153,6 +153,8 @@ def print_status(console: Console, found: PipelineStatus, *, wide: bool = False)
         console.print(Text(warning.describe(), style="bold red"))
     for durability in found.durability:
         console.print(Text(durability.describe(), style="bold red"))
+    for missing in found.privileges:
+        console.print(Text(missing.describe(), style="bold red"))
     for consumer in found.consumers:
         line = Text(cut(one_line(consumer.describe()), width) if not wide else consumer.describe())
         console.print(line, style="bold red" if consumer.held_back else "")

@@ -1,4 +1,5 @@
-"""The database half of `store-publish migrate`: tracked SQL migrations, applied in order.
+"""The database half of `store-publish migrate`: tracked SQL migrations, applied in order,
+then the roles and their grants (`ops/db/roles.sql`, applied on every run).
 
 Plain SQL files applied by a small runner rather than a migration framework: the pipeline
 already speaks asyncpg, the files are readable by the platform's DBAs as they are, and the
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+
+from ops.db.roles import roles_sql
 
 # Any constant works; it only has to be the same for every migrating process.
 _MIGRATION_LOCK = 7_245_901
@@ -38,7 +41,8 @@ class MigrationDrift(RuntimeError):
 
 
 async def migrate_database(dsn: str) -> list[str]:
-    """Apply the migrations not yet applied, in order; returns the versions applied now."""
+    """Apply the migrations not yet applied, in order, then the roles' grants, in one
+    transaction; returns the versions applied now."""
     applied_now: list[str] = []
     conn = await asyncpg.connect(dsn)
     try:
@@ -68,6 +72,8 @@ async def migrate_database(dsn: str) -> list[str]:
                     migration.checksum,
                 )
                 applied_now.append(migration.version)
+            # Not tracked: applied on every run, so the grants converge on the file.
+            await conn.execute(roles_sql())
     finally:
         await conn.close()
     return applied_now

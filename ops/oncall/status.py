@@ -2,7 +2,8 @@
 
 Four sources, read once each: the pause switch (`publish_control`), the consumer group's
 committed offsets against the requests topic's end offsets, the outcomes of the last
-minutes (`publish_requests`), and the tail of the alerts topic.
+minutes (`publish_requests`), and the tail of the alerts topic. And which privilege the
+database does not give a process's role (`ops.runtime.pg_roles`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ops.oncall.retention import RetentionWarning, waiting_warnings
 from ops.oncall.topic_reader import partition_offsets, read_snapshot
 from ops.probes import KAFKA_TIMEOUT_MS, in_database, with_kafka_deadline
 from ops.runtime.pause_switch import ControlState, read_control
+from ops.runtime.pg_roles import MissingPrivilege, missing_privileges
 from schemas.events import Alert, AlertState, Status
 from schemas.settings import Settings
 
@@ -129,6 +131,9 @@ class PipelineStatus:
     # Contract topics that would lose acknowledged writes, or refuse writes, with one broker
     # down (never on a single-broker cluster: see ops/oncall/durability.py).
     durability: list[DurabilityWarning] = field(default_factory=list)
+    # Grants a process's role lacks in the database: that process fails (and the consumer
+    # holds back, SQLSTATE 42501) until a DBA or `store-publish migrate` gives them.
+    privileges: list[MissingPrivilege] = field(default_factory=list)
 
     @property
     def total_lag(self) -> int:
@@ -162,6 +167,9 @@ class PipelineStatus:
             ],
             "durability_warnings": [
                 {**asdict(item), "message": item.describe()} for item in self.durability
+            ],
+            "missing_privileges": [
+                {**asdict(item), "message": item.describe()} for item in self.privileges
             ],
         }
 
@@ -261,14 +269,15 @@ async def pipeline_status(
 ) -> PipelineStatus:
     async def from_database(
         conn: asyncpg.Connection,
-    ) -> tuple[ControlState, RecentOutcomes, list[ConsumerState]]:
+    ) -> tuple[ControlState, RecentOutcomes, list[ConsumerState], list[MissingPrivilege]]:
         return (
             await read_control(conn),
             await recent_outcomes(conn, minutes),
             await consumer_states(conn, settings.consumer_group),
+            await missing_privileges(conn),
         )
 
-    control, outcomes, consumers = await in_database(settings.dsn(), from_database)
+    control, outcomes, consumers, privileges = await in_database(settings.dsn(), from_database)
     lag = await group_lag(settings)
     waiting = {item.partition: item.end - item.lag for item in lag if item.lag > 0}
     retention = await waiting_warnings(settings, waiting)
@@ -284,4 +293,5 @@ async def pipeline_status(
         consumers=consumers,
         retention=retention,
         durability=await topic_durability(settings),
+        privileges=privileges,
     )

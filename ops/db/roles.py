@@ -1,0 +1,163 @@
+"""The pipeline's PostgreSQL roles as SQL: `render()` writes `ops/db/roles.sql` from the
+grants of `ops.runtime.pg_roles`, and `store-publish migrate` applies that file after the
+migrations, on every run (`ops.db.migrate`).
+
+A file rather than a numbered migration: it is applied again each time, so the roles always
+converge on what the code says (a grant no longer wanted is revoked), and a DBA reads the
+whole truth in one place. `python -m ops.db.roles > ops/db/roles.sql` regenerates it; a unit
+test keeps the two equal.
+
+Roles belong to the cluster and grants to a database: a role is created only when missing,
+in a block that takes "made meanwhile by a migrate of another database" for success, so
+migrating several databases of one cluster at once never fails on them.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from importlib import resources
+
+from ops.runtime.pg_roles import DATABASE_ROLES, LEDGER_TABLE, SCHEMA, PgGrant, pg_grants
+from ops.runtime.roles import LEDGER_OWNER, ROLE_DUTIES, Role, pg_role
+
+_WIDTH = 96
+
+_HEADER = """\
+-- The pipeline's PostgreSQL roles and what each may do in the database.
+--
+-- Rendered from ops/runtime/pg_roles.py by `python -m ops.db.roles`; never edit by hand.
+-- `store-publish migrate` applies it after the migrations, on every run, in their
+-- transaction: each role ends with exactly the grants below (what else it was granted on
+-- this schema's tables and sequences is revoked). Nothing is granted to PUBLIC.
+--
+-- The process roles may log in but have no password: a DBA sets one (ALTER ROLE ...
+-- PASSWORD), or makes them NOLOGIN and grants them to login users of their own; migrate
+-- never changes either once the role exists. The ledger's owner never logs in: the
+-- consumer, its member, takes it (SET LOCAL ROLE) for the ledger's maintenance alone, and
+-- does not inherit its rights (NOINHERIT).
+"""
+
+
+def create_role_sql(name: str, attributes: str, *, inherit: bool = True, login: bool = True) -> str:
+    """A block that creates role `name` when missing, and a migrate of another database
+    creating it at the same moment is no error. Brings INHERIT and LOGIN back to what they
+    must be where the code insists (`inherit=False`, `login=False`)."""
+    converge = []
+    if not inherit:
+        converge.append(("rolinherit", f"ALTER ROLE {name} NOINHERIT;"))
+    if not login:
+        converge.append(("rolcanlogin", f"ALTER ROLE {name} NOLOGIN;"))
+    lines = [
+        "DO $$",
+        "BEGIN",
+        f"    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN",
+        f"        CREATE ROLE {name} {attributes};",
+    ]
+    for column, statement in converge:
+        lines += [
+            f"    ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}' AND {column}) THEN",
+            f"        {statement}",
+        ]
+    lines += [
+        "    END IF;",
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN",
+        "    NULL;  -- created meanwhile by a migrate of another database",
+        "END",
+        "$$;",
+    ]
+    return "\n".join(lines)
+
+
+def _grant_membership(group: str, member: str) -> str:
+    return "\n".join(
+        [
+            "DO $$",
+            "BEGIN",
+            "    IF NOT EXISTS (SELECT FROM pg_auth_members m",
+            "                     JOIN pg_roles g ON g.oid = m.roleid",
+            "                     JOIN pg_roles r ON r.oid = m.member",
+            f"                    WHERE g.rolname = '{group}' AND r.rolname = '{member}') THEN",
+            f"        GRANT {group} TO {member};",
+            "    END IF;",
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN",
+            "    NULL;  -- granted meanwhile by a migrate of another database",
+            "END",
+            "$$;",
+        ]
+    )
+
+
+def _grant(grant: PgGrant, to: str) -> str:
+    # A column list belongs to the privilege just before it: each privilege gets its own.
+    columns = " (" + ", ".join(grant.columns) + ")" if grant.columns else ""
+    privileges = ", ".join(privilege + columns for privilege in grant.privileges)
+    statement = f"GRANT {privileges} ON {grant.kind.upper()} {grant.name} TO {to};"
+    return "\n".join(textwrap.wrap(statement, _WIDTH, subsequent_indent="    "))
+
+
+def _role_grants(role: Role) -> str:
+    name = pg_role(role)
+    lines = [
+        f"-- {name}: {ROLE_DUTIES[role]}.",
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {SCHEMA} FROM {name};",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {SCHEMA} FROM {name};",
+        f"REVOKE ALL ON SCHEMA {SCHEMA} FROM {name};",
+        f"GRANT USAGE ON SCHEMA {SCHEMA} TO {name};",
+        *(_grant(grant, name) for grant in pg_grants(role)),
+    ]
+    return "\n".join(lines)
+
+
+def _ledger_ownership() -> str:
+    return "\n".join(
+        [
+            "DO $$",
+            "DECLARE",
+            "    ledger regclass;",
+            "BEGIN",
+            f"    FOR ledger IN SELECT '{LEDGER_TABLE}'::regclass",
+            "                  UNION ALL",
+            "                  SELECT inhrelid::regclass FROM pg_inherits",
+            f"                   WHERE inhparent = '{LEDGER_TABLE}'::regclass LOOP",
+            f"        EXECUTE format('ALTER TABLE %s OWNER TO {LEDGER_OWNER}', ledger);",
+            "    END LOOP;",
+            "END",
+            "$$;",
+        ]
+    )
+
+
+def render() -> str:
+    """The text of `ops/db/roles.sql`."""
+    consumer = pg_role(Role.CONSUMER)
+    sections = [
+        _HEADER,
+        "-- Roles (the cluster's).",
+        create_role_sql(LEDGER_OWNER, "NOLOGIN", login=False),
+        *(
+            create_role_sql(
+                pg_role(role),
+                "LOGIN NOINHERIT" if role is Role.CONSUMER else "LOGIN",
+                inherit=role is not Role.CONSUMER,
+            )
+            for role in DATABASE_ROLES
+        ),
+        _grant_membership(LEDGER_OWNER, consumer),
+        "-- Grants (this database's).\n"
+        "-- Nobody but the owners creates objects in the schema (PostgreSQL 15's default).\n"
+        f"REVOKE CREATE ON SCHEMA {SCHEMA} FROM PUBLIC;",
+        f"-- {LEDGER_OWNER}: owns the idempotency ledger and its partitions, makes and drops\n"
+        "-- them; may create tables in the schema for that, and nothing else.\n"
+        f"GRANT USAGE, CREATE ON SCHEMA {SCHEMA} TO {LEDGER_OWNER};\n" + _ledger_ownership(),
+        *(_role_grants(role) for role in DATABASE_ROLES),
+    ]
+    return "\n\n".join(section.rstrip("\n") for section in sections) + "\n"
+
+
+def roles_sql() -> str:
+    """The committed `ops/db/roles.sql`, as migrate applies it."""
+    return (resources.files("ops.db") / "roles.sql").read_text(encoding="utf-8")
+
+
+if __name__ == "__main__":
+    print(render(), end="")
