@@ -20,3 +20,7 @@ class PartitionCountMismatch(Exception):
         self.topic = topic
         self.count = count
         self.wanted = wanted
+
+
+class UnknownExporter(ValueError):
+    """OTEL_TRACES_EXPORTER names an exporter this project does not ship (ops.runtime.tracing)."""
