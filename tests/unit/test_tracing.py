@@ -20,6 +20,7 @@ from consumers.commit import inbound, outbound
 from consumers.results import Result, Results
 from consumers.screening import Refusal
 from consumers.tracing import PollTrace
+from ops.oncall.replay import _replay_span
 from ops.runtime.errors import UnknownExporter
 from ops.runtime.logs import _add_trace_id
 from ops.runtime.tracing import (
@@ -31,6 +32,7 @@ from ops.runtime.tracing import (
     tracing,
 )
 from schemas.events import Reason
+from streams.tracing import traced_fetches
 
 TOPIC = "requests"
 TP = TopicPartition(TOPIC, 0)
@@ -204,3 +206,41 @@ def test_log_lines_carry_the_current_trace_id_and_none_without_a_span(tracer: Tr
         own = _add_trace_id(None, "info", {"message": "m", "traceId": "given"})
     assert line["traceId"] == f"{span.get_span_context().trace_id:032x}"
     assert own["traceId"] == "given"
+
+
+def test_the_stream_makes_one_span_per_fetch_linking_its_outcomes_traces(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    folded: list[int] = []
+    handle = traced_fetches(
+        tracer, "outcomes", lambda _partition, records: folded.append(len(records))
+    )
+    records = [_record(0, [("traceparent", PARENT)]), _record(1, []), _record(2, [])]
+    handle(3, records)
+    (span,) = exporter.get_finished_spans()
+    assert folded == [3]
+    assert span.name == "process outcomes"
+    assert span.attributes is not None
+    assert span.attributes["messaging.batch.message_count"] == 3
+    assert [f"{link.context.trace_id:032x}" for link in span.links] == [PARENT.decode()[3:35]]
+
+
+def test_a_replayed_record_goes_back_in_its_own_trace_linked_to_the_replay(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    original = [("signature", b"sha256=ab"), ("traceparent", PARENT), ("replay.count", b"1")]
+    with (
+        tracer.start_as_current_span("dlq replay") as run,
+        _replay_span(tracer, run, "requests", original) as headers,
+    ):
+        pass
+    with _replay_span(None, None, "requests", original) as untouched:
+        assert untouched == original
+    send = next(s for s in exporter.get_finished_spans() if s.name == "send requests")
+    assert send.parent is not None
+    assert send.parent.span_id == 0x00F067AA0BA902B7
+    assert [link.context.span_id for link in send.links] == [run.get_span_context().span_id]
+    assert [name for name, _ in headers] == ["signature", "replay.count", "traceparent"]
+    assert _traceparent(tuple(headers)) == [
+        f"00-{PARENT.decode()[3:35]}-{send.context.span_id:016x}-01".encode()
+    ]
