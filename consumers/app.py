@@ -12,6 +12,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from consumers.access import check_kafka_access, refusal
@@ -93,9 +94,10 @@ async def run_consumer(
     registry: CollectorRegistry | None = None,
     stop: asyncio.Event | None = None,
     started: asyncio.Event | None = None,
+    tracer: Tracer | None = None,
 ) -> None:
     """Consume until `stop` is set; then finish the poll in flight (or hand it back), stop
-    the clients, return."""
+    the clients, return. With a `tracer`, each poll's requests are traced (consumers.tracing)."""
     registry = registry if registry is not None else CollectorRegistry()
     stop = stop if stop is not None else asyncio.Event()
     metrics = ConsumerMetrics.create(registry)
@@ -124,7 +126,11 @@ async def run_consumer(
             report=reporter.report,
         )
         committer = Committer(
-            settings, consumer, claims, BatchHandler(settings, PostgresDecisions(settings, pool))
+            settings,
+            consumer,
+            claims,
+            BatchHandler(settings, PostgresDecisions(settings, pool)),
+            tracer,
         )
         loop = ConsumerLoop(settings, consumer, committer, holding, claims, metrics)
         listener = _Rebalance(consumer, claims, holding)

@@ -19,12 +19,15 @@ import structlog
 from aiokafka import ConsumerRecord
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
+from opentelemetry.trace import Tracer
 
 from consumers.errors import BatchHandedBack, DecideSeparately, PartitionLost
 from consumers.outcomes import InboundRecord, OutboundRecord
 from consumers.repository import PartitionClaim
 from consumers.results import Result
+from consumers.tracing import PollTrace
 from ops.runtime.faults import describe
+from ops.runtime.tracing import has_trace
 from ops.runtime.waiting import within
 from schemas.settings import Settings
 
@@ -76,16 +79,25 @@ def inbound(record: ConsumerRecord[bytes, bytes], received_at: datetime) -> Inbo
     )
 
 
-def outbound(topic_outcomes: str, results: Sequence[Result]) -> list[OutboundRecord]:
-    """Each result's outcome, keyed by its store, and its dead letter when it has one."""
+def outbound(
+    topic_outcomes: str, results: Sequence[Result], trace: PollTrace | None = None
+) -> list[OutboundRecord]:
+    """Each result's outcome, keyed by its store, and its dead letter when it has one; with
+    a trace, the outcome carries the request span's context, and so does a dead letter whose
+    request came without one (a dead letter keeps the request's own headers)."""
     records: list[OutboundRecord] = []
     for result in results:
         key = (
             str(result.outcome.store_id).encode() if result.outcome.store_id else result.record.key
         )
-        records.append(OutboundRecord(topic_outcomes, key, result.outcome_json.encode("utf-8")))
-        if result.dead_letter is not None:
-            records.append(result.dead_letter)
+        traced = trace.headers_for(result.record) if trace is not None else ()
+        value = result.outcome_json.encode("utf-8")
+        records.append(OutboundRecord(topic_outcomes, key, value, traced))
+        letter = result.dead_letter
+        if letter is not None:
+            if traced and not has_trace(letter.headers):
+                letter = letter._replace(headers=(*letter.headers, *traced))
+            records.append(letter)
     return records
 
 
@@ -99,6 +111,8 @@ class DecidedPoll:
     writer: Writer | None
     # The batches handed back while deciding, with why.
     errors: list[BaseException] = field(default_factory=list)
+    # Its spans, when tracing is on.
+    trace: PollTrace | None = None
 
     @property
     def offsets(self) -> dict[TopicPartition, int]:
@@ -116,15 +130,31 @@ class Committed:
 
 class Committer:
     def __init__(
-        self, settings: Settings, consumer: Seekable, claims: Claims, decider: Decider
+        self,
+        settings: Settings,
+        consumer: Seekable,
+        claims: Claims,
+        decider: Decider,
+        tracer: Tracer | None = None,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._claims = claims
         self._decider = decider
+        self._tracer = tracer
 
     async def decide(self, batches: Batches) -> DecidedPoll:
         """Each partition's batch transaction, side by side."""
+        trace = PollTrace(self._tracer, batches) if self._tracer is not None else None
+        poll = await self._decide(batches)
+        if trace is not None:
+            trace.decided(poll.results, len(poll.errors))
+            poll.trace = trace
+            if not poll.results:
+                trace.handed_back()
+        return poll
+
+    async def _decide(self, batches: Batches) -> DecidedPoll:
         try:
             # Before the batch transactions, never after: see `PartitionClaims.writer`.
             writer = await self._claims.writer()
@@ -159,11 +189,21 @@ class Committer:
         after it together (`hand_back`)."""
         if not poll.results or poll.writer is None:
             return Committed(poll, True, [])
+        trace = poll.trace
         records = [
             record
             for results in poll.results.values()
-            for record in outbound(self._settings.topic_outcomes, results)
+            for record in outbound(self._settings.topic_outcomes, results, trace)
         ]
+        if trace is None:
+            return await self._commit(poll, records)
+        trace.committing()
+        committed = await self._commit(poll, records)
+        trace.committed(poll.results, committed.ok)
+        return committed
+
+    async def _commit(self, poll: DecidedPoll, records: list[OutboundRecord]) -> Committed:
+        assert poll.writer is not None
         try:
             # A transaction can hang when the broker goes away mid-commit: past this bound
             # the outcome is ambiguous, and a fresh producer settles it.
@@ -259,6 +299,8 @@ class Committer:
         recorded). Partitions skipped or failed while deciding were sought back already."""
         first: dict[TopicPartition, int] = {}
         for poll in polls:
+            if poll.trace is not None:
+                poll.trace.handed_back()
             for tp in poll.results:
                 offset = poll.batches[tp][0].offset
                 first[tp] = min(first.get(tp, offset), offset)

@@ -5,7 +5,7 @@ check blocked`, `Request rejected`, `Failed to publish store`). Pure but for tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -119,8 +119,11 @@ class Results:
         return self._result(item.record, outcome, error)
 
 
-def log_committed(results: Sequence[Result]) -> None:
-    """The runbook's line of each outcome committed to Kafka, once per outcome record.
+def log_committed(
+    results: Sequence[Result], trace_id: Callable[[InboundRecord], str | None] | None = None
+) -> None:
+    """The runbook's line of each outcome committed to Kafka, once per outcome record; with
+    `trace_id` (tracing on), the request's `traceId` beside its `correlationId`.
 
     Written here, not where the outcome is decided: a batch handed back, a transaction
     rolled back or a poll decided again after its Kafka commit failed would otherwise log
@@ -136,6 +139,8 @@ def log_committed(results: Sequence[Result]) -> None:
             "userId": _text(outcome.user_id),
             "storeId": _text(outcome.store_id),
         }
+        if trace_id is not None:
+            fields["traceId"] = trace_id(result.record)
         if outcome.status is Status.GATED:
             fields["missingStep"] = outcome.missing_steps[0] if outcome.missing_steps else None
             fields["missingSteps"] = outcome.missing_steps

@@ -16,7 +16,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from ops.runtime.errors import NotAuthorized, PartitionCountMismatch
+from ops.runtime.errors import NotAuthorized, PartitionCountMismatch, UnknownExporter
 from ops.runtime.faults import describe, is_unreachable
 from schemas.settings import Settings
 
@@ -80,7 +80,7 @@ def explain(error: Exception) -> tuple[str, ExitCode]:
     """The one line and the exit code for an exception that reached a command's edge."""
     if isinstance(error, OperatorError):
         return error.message, error.code
-    if isinstance(error, PartitionCountMismatch):
+    if isinstance(error, PartitionCountMismatch | UnknownExporter):
         return str(error), ExitCode.BAD_ARGUMENTS
     if isinstance(error, NotAuthorized):
         return str(error), ExitCode.FORBIDDEN

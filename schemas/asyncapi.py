@@ -62,6 +62,22 @@ _TRACE = {
     "traceparent": _string("W3C trace context, continued by the consumer."),
     "tracestate": _string("W3C trace state, carried with traceparent."),
 }
+_OUTCOME_TRACE = {
+    "traceparent": _string(
+        "W3C trace context of the consumer's span for the request, in the request's trace; "
+        "set when the consumer runs with tracing on."
+    ),
+    "tracestate": _string("W3C trace state, carried with traceparent."),
+}
+# Described, not typed: a dead letter kept any header its request came with since v1,
+# these among them, so a type here would narrow what v1 allowed (the gate says so).
+_DEAD_LETTER_TRACE: dict[str, dict[str, object]] = {
+    "traceparent": {
+        "description": "The request's own W3C trace context, kept as it came; when it came "
+        "without one and the consumer runs with tracing on, that of the consumer's span for it."
+    },
+    "tracestate": {"description": "W3C trace state, carried with traceparent."},
+}
 
 
 def _headers(properties: dict[str, dict[str, object]], required: list[str]) -> dict[str, object]:
@@ -136,9 +152,15 @@ def document() -> dict[str, object]:
         {SIGNATURE_HEADER: _SIGNATURE, REPLAY_COUNT_HEADER: _REPLAY_COUNT, **_TRACE}, []
     )
     dead_letter_headers = _headers(
-        {**_DLQ_HEADERS, SIGNATURE_HEADER: _SIGNATURE, REPLAY_COUNT_HEADER: _REPLAY_COUNT},
+        {
+            **_DLQ_HEADERS,
+            SIGNATURE_HEADER: _SIGNATURE,
+            REPLAY_COUNT_HEADER: _REPLAY_COUNT,
+            **_DEAD_LETTER_TRACE,
+        },
         list(DLQ_HEADER_NAMES),
     )
+    outcome_headers = _headers(_OUTCOME_TRACE, [])
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -171,7 +193,7 @@ def document() -> dict[str, object]:
                     "PublishOutcome",
                     "What became of one request.",
                     _payload("publish_outcome.v1.json"),
-                    None,
+                    outcome_headers,
                     "the outcome's store_id",
                 ),
             ),

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 
 import asyncpg
 import structlog
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from ops.runtime.database import database_pool
@@ -27,9 +28,11 @@ from schemas.settings import Settings
 from streams.alerts import rollback_pause
 from streams.evaluating import AlertSink, Evaluator
 from streams.faust_app import FaustRates
+from streams.faust_app.fetching import FetchHandler
 from streams.folding import Folder
 from streams.metrics import StreamMetrics
 from streams.rates import Clock, utc_now
+from streams.tracing import traced_fetches
 
 log = structlog.get_logger("streams.app")
 
@@ -81,7 +84,12 @@ class _Worker:
     """One faust app and the two phases wired to it."""
 
     def __init__(
-        self, settings: Settings, metrics: StreamMetrics, act: AlertSink, clock: Clock
+        self,
+        settings: Settings,
+        metrics: StreamMetrics,
+        act: AlertSink,
+        clock: Clock,
+        tracer: Tracer | None = None,
     ) -> None:
         rates = FaustRates(settings)
 
@@ -104,8 +112,11 @@ class _Worker:
             folder.publish(rates.held_partitions())
 
         interval = settings.alert_evaluate_interval_seconds
+        ingest: FetchHandler = folder.ingest
+        if tracer is not None:
+            ingest = traced_fetches(tracer, settings.topic_outcomes, ingest)
         rates.attach(
-            folder.ingest,
+            ingest,
             evaluator.merge,
             # Partials go out PUBLISH_PER_INTERVAL times per evaluation: an outcome is in an
             # evaluated window at most 1 + 1/PUBLISH_PER_INTERVAL intervals after it is read.
@@ -132,15 +143,17 @@ async def run_stream(
     started: asyncio.Event | None = None,
     registry: CollectorRegistry | None = None,
     clock: Clock = utc_now,
+    tracer: Tracer | None = None,
 ) -> None:
-    """Run until `stop` is set; then stop faust (it commits its offsets) and return."""
+    """Run until `stop` is set; then stop faust (it commits its offsets) and return. With a
+    `tracer`, each fetch of outcomes folded is a span (streams.tracing)."""
     stop = stop if stop is not None else asyncio.Event()
     registry = registry if registry is not None else CollectorRegistry()
     metrics = StreamMetrics.create(registry)
     async with AsyncExitStack() as stack:
         # min_size=0: the stream alerts without a database; it is needed only to pause.
         pool = await stack.enter_async_context(database_pool(settings, "stream", max_size=2))
-        worker = _Worker(settings, metrics, rollback_action(pool), clock)
+        worker = _Worker(settings, metrics, rollback_action(pool), clock, tracer)
         port = await stack.enter_async_context(
             serve_health_and_metrics(
                 settings.stream_http_port,
@@ -179,7 +192,7 @@ async def run_stream(
             log.warning("Rates stream could not start, starting again", error=describe(error))
             await _bounded(worker.rates.stop, _STOP_TIMEOUT_S)
             await sleep_or_stop(stop, 1.0)
-            worker = _Worker(settings, metrics, rollback_action(pool), clock)
+            worker = _Worker(settings, metrics, rollback_action(pool), clock, tracer)
         rates = worker.rates
         log.info("Rates stream started", appId=rates.app_id, httpPort=port)
         if started is not None:

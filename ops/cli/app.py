@@ -8,10 +8,12 @@ exit code, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -22,6 +24,9 @@ from ops.cli.switch import pause, resume, status
 from ops.errors import ExitCode, OperatorError
 from ops.probes import reach_kafka, reach_services, with_kafka_deadline
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 app = typer.Typer(
     name="store-publish",
@@ -68,18 +73,27 @@ def migrate() -> None:
         asyncio.run(run(load_settings()))
 
 
+def traced(service: str) -> AbstractContextManager[Tracer | None]:
+    """The command's tracer when the OTEL_* environment turns tracing on, else None."""
+    from ops.runtime.tracing import tracing
+
+    return tracing(service, os.environ)
+
+
 def _serve(
-    run: Callable[[Settings, asyncio.Event], Awaitable[None]],
+    service: str,
+    run: Callable[[Settings, asyncio.Event, Tracer | None], Awaitable[None]],
     *,
     check: Callable[[Settings], None] | None = None,
     prepare: Callable[[], None] | None = None,
 ) -> None:
     """A long-running process: settings checked here, then `run` until SIGTERM or SIGINT.
-    Services that do not answer yet are waited for by design, not refused."""
+    Services that do not answer yet are waited for by design, not refused. Traced as
+    `service` when the OTEL_* environment turns tracing on (docs/tracing.md)."""
     from ops.runtime.logs import configure_logging
     from ops.runtime.signals import stop_on_signals
 
-    with operator_errors(quiet_kafka=False):
+    with operator_errors(quiet_kafka=False), traced(service) as tracer:
         settings = load_settings()
         if check is not None:
             check(settings)
@@ -88,7 +102,7 @@ def _serve(
             prepare()
 
         async def main() -> None:
-            await run(settings, stop_on_signals())
+            await run(settings, stop_on_signals(), tracer)
 
         asyncio.run(main())
 
@@ -99,7 +113,11 @@ def consume() -> None:
     from consumers.app import run_consumer
     from ops.runtime.collector import tune_for_batches
 
-    _serve(lambda settings, stop: run_consumer(settings, stop=stop), prepare=tune_for_batches)
+    _serve(
+        "store-publish-consumer",
+        lambda settings, stop, tracer: run_consumer(settings, stop=stop, tracer=tracer),
+        prepare=tune_for_batches,
+    )
 
 
 @app.command()
@@ -107,7 +125,10 @@ def stream() -> None:
     """Run the rates stream: window rates, p95 latency, alerts and the automatic pause."""
     from streams.app import run_stream
 
-    _serve(lambda settings, stop: run_stream(settings, stop=stop))
+    _serve(
+        "store-publish-stream",
+        lambda settings, stop, tracer: run_stream(settings, stop=stop, tracer=tracer),
+    )
 
 
 def _gateway_secret(settings: Settings) -> None:
@@ -123,7 +144,11 @@ def gateway() -> None:
     """Serve the original `POST /api/store/publish` through the pipeline, until SIGTERM."""
     from ops.gateway.app import run_gateway
 
-    _serve(lambda settings, stop: run_gateway(settings, stop=stop), check=_gateway_secret)
+    _serve(
+        "store-publish-gateway",
+        lambda settings, stop, tracer: run_gateway(settings, stop=stop, tracer=tracer),
+        check=_gateway_secret,
+    )
 
 
 @app.command()
@@ -149,21 +174,22 @@ def emit(
             )
         settings = load_settings()
 
-        async def send_synthetic() -> int:
+        async def send_synthetic(tracer: Tracer | None) -> int:
             await reach_services(settings)  # the stores are picked from the database
-            return await emit_synthetic(settings, synthetic, rate=rate)
+            return await emit_synthetic(settings, synthetic, rate=rate, tracer=tracer)
 
-        async def send_lines(lines: TextIO) -> int:
+        async def send_lines(lines: TextIO, tracer: Tracer | None) -> int:
             await reach_kafka(settings)
-            return await emit_lines(settings, lines, rate=rate)
+            return await emit_lines(settings, lines, rate=rate, tracer=tracer)
 
-        if source is None:
-            sent = asyncio.run(send_synthetic())
-        else:
-            # Opened before any service is asked: a missing file is one line of its own.
-            lines = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
-            with lines:
-                sent = asyncio.run(send_lines(lines))
+        with traced("store-publish-emit") as tracer:
+            if source is None:
+                sent = asyncio.run(send_synthetic(tracer))
+            else:
+                # Opened before any service is asked: a missing file is one line of its own.
+                lines = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+                with lines:
+                    sent = asyncio.run(send_lines(lines, tracer))
         typer.echo(f"sent {sent} request(s) to {settings.topic_requests}")
 
 

@@ -8,6 +8,7 @@ ops/errors.py.
 from __future__ import annotations
 
 import asyncio
+import os
 from functools import partial
 from typing import Annotated
 
@@ -55,6 +56,7 @@ from ops.oncall.replay import (
 from ops.oncall.stats import dead_letter_stats
 from ops.oncall.topic_reader import read_at, read_snapshot, require_topic
 from ops.probes import in_database
+from ops.runtime.tracing import tracing
 from schemas.settings import Settings
 
 dlq_app = typer.Typer(
@@ -217,7 +219,10 @@ def replay(
             return
         if not yes:
             confirm_replay(len(to_send), settings.topic_requests, on_stderr=as_json)
-        with replay_progress(Console(stderr=True), len(to_send)) as progress:
+        with (
+            tracing("store-publish-replay", os.environ) as tracer,
+            replay_progress(Console(stderr=True), len(to_send)) as progress,
+        ):
             task = progress.add_task("replaying", total=len(to_send))
             result = asyncio.run(
                 send_replays(
@@ -225,6 +230,7 @@ def replay(
                     to_send,
                     rate=rate,
                     on_sent=lambda count: progress.update(task, completed=count),
+                    tracer=tracer,
                 )
             )
         done = asyncio.run(

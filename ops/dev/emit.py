@@ -13,7 +13,9 @@ from typing import TextIO
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind, Tracer
 
+from ops.runtime.tracing import span_headers
 from schemas.requests import publish_request, request_value
 from schemas.settings import Settings
 from schemas.signing import signature_headers
@@ -41,19 +43,28 @@ def key_of(value: bytes) -> bytes | None:
     return str(store_id).encode() if isinstance(store_id, str) else None
 
 
-async def send_values(settings: Settings, values: Iterable[bytes], *, rate: float) -> int:
-    """Send each value keyed by its store id, at most `rate` per second (0: no limit)."""
+async def send_values(
+    settings: Settings, values: Iterable[bytes], *, rate: float, tracer: Tracer | None = None
+) -> int:
+    """Send each value keyed by its store id, at most `rate` per second (0: no limit). With a
+    `tracer`, each send starts a trace of its own and the record carries its `traceparent`."""
     sent = 0
     started = time.monotonic()
     key = settings.signing_key()
     async with request_producer(settings) as producer:
+        topic = settings.topic_requests
         for value in values:
-            await producer.send(
-                settings.topic_requests,
-                value=value,
-                key=key_of(value),
-                headers=signature_headers(value, key),
-            )
+            headers = signature_headers(value, key)
+            if tracer is None:
+                await producer.send(topic, value=value, key=key_of(value), headers=headers)
+            else:
+                with tracer.start_as_current_span(
+                    f"send {topic}",
+                    kind=SpanKind.PRODUCER,
+                    attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+                ) as span:
+                    headers.extend(span_headers(span))
+                    await producer.send(topic, value=value, key=key_of(value), headers=headers)
             sent += 1
             if rate > 0:
                 ahead = sent / rate - (time.monotonic() - started)
@@ -63,9 +74,11 @@ async def send_values(settings: Settings, values: Iterable[bytes], *, rate: floa
     return sent
 
 
-async def emit_lines(settings: Settings, lines: TextIO, *, rate: float) -> int:
+async def emit_lines(
+    settings: Settings, lines: TextIO, *, rate: float, tracer: Tracer | None = None
+) -> int:
     values = (line.strip().encode("utf-8") for line in lines if line.strip())
-    return await send_values(settings, values, rate=rate)
+    return await send_values(settings, values, rate=rate, tracer=tracer)
 
 
 def synthetic_request(user_id: uuid.UUID, store_id: uuid.UUID) -> bytes:
@@ -79,7 +92,9 @@ def synthetic_request(user_id: uuid.UUID, store_id: uuid.UUID) -> bytes:
     )
 
 
-async def emit_synthetic(settings: Settings, count: int, *, rate: float) -> int:
+async def emit_synthetic(
+    settings: Settings, count: int, *, rate: float, tracer: Tracer | None = None
+) -> int:
     """`count` requests by owners of stores picked at random from the database."""
     conn = await asyncpg.connect(settings.dsn())
     try:
@@ -90,5 +105,8 @@ async def emit_synthetic(settings: Settings, count: int, *, rate: float) -> int:
         raise SystemExit("no stores in the database: seed some first (store-publish demo does)")
     picks = (random.choice(owners) for _ in range(count))
     return await send_values(
-        settings, (synthetic_request(row["owner_id"], row["id"]) for row in picks), rate=rate
+        settings,
+        (synthetic_request(row["owner_id"], row["id"]) for row in picks),
+        rate=rate,
+        tracer=tracer,
     )

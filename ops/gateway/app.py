@@ -11,6 +11,7 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import structlog
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from ops.gateway.body import MAX_BODY_BYTES
@@ -37,15 +38,17 @@ async def run_gateway(
     stop: asyncio.Event | None = None,
     started: asyncio.Event | None = None,
     bound: list[int] | None = None,
+    tracer: Tracer | None = None,
 ) -> None:
-    """Serve until `stop` is set. `bound`, when given, receives the port listened on."""
+    """Serve until `stop` is set. `bound`, when given, receives the port listened on. With a
+    `tracer`, each request is a span whose context goes to Kafka with the request."""
     if settings.jwt_secret is None:
         raise ValueError("JWT_SECRET is required by the gateway")
     registry = registry if registry is not None else CollectorRegistry()
     stop = stop if stop is not None else asyncio.Event()
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(database_pool(settings, "gateway"))
-        emitter = Emitter(settings)
+        emitter = Emitter(settings, tracer)
         follower = OutcomeFollower(settings)
         if not await until_started(emitter.start, stop, waiting="Waiting for Kafka"):
             return
@@ -61,6 +64,7 @@ async def run_gateway(
             RateLimiter(settings.gateway_rate_per_user_per_min),
             GatewayMetrics.create(registry),
             stop,
+            tracer,
         )
         following = asyncio.create_task(follower.run(stop))
         async with serve_health_and_metrics(

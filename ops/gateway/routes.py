@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import structlog
 from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
 from ops.gateway import answers
 from ops.gateway.answers import Answer
@@ -27,6 +30,7 @@ from ops.gateway.openapi import OPENAPI_PATH, OPENAPI_ROUTE
 from ops.gateway.rate import RateLimiter
 from ops.gateway.waiting import OutcomeFollower
 from ops.runtime.faults import DATABASE_ERRORS, describe
+from ops.runtime.tracing import extract_http
 from schemas.events import PublishOutcome, Status
 from schemas.requests import publish_request
 from schemas.settings import Settings
@@ -58,6 +62,7 @@ class Gateway:
     limiter: RateLimiter
     metrics: GatewayMetrics
     stop: asyncio.Event
+    tracer: Tracer | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -96,10 +101,40 @@ class Gateway:
         """Every route's frame: the correlation id bound to its log lines, timed, observed."""
         started = time.monotonic()
         cid = correlation_id_of(request)
-        with structlog.contextvars.bound_contextvars(correlationId=cid):
+        with (
+            structlog.contextvars.bound_contextvars(correlationId=cid),
+            self._span(request, cid) as span,
+        ):
             answer = await handle(request, cid)
+            if span is not None:
+                span.set_attribute("http.response.status_code", answer.status)
+                if answer.status >= 500:
+                    span.set_status(StatusCode.ERROR)
             self._observe(route, answer, started)
             return respond(answer)
+
+    @contextmanager
+    def _span(self, request: web.Request, cid: str) -> Iterator[Span | None]:
+        """The request's server span, continuing the caller's `traceparent` or starting a
+        trace; current while the request is handled, so the send carries it to Kafka and
+        the log lines carry its `traceId`. None when tracing is off."""
+        if self.tracer is None:
+            yield None
+            return
+        template = request.match_info.route.resource
+        path = template.canonical if template is not None else request.path
+        with self.tracer.start_as_current_span(
+            f"{request.method} {path}",
+            context=extract_http(request.headers),
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": request.method,
+                "http.route": path,
+                "url.path": request.path,
+                "store_publish.correlation_id": cid,
+            },
+        ) as span:
+            yield span
 
     async def _publish(self, request: web.Request, cid: str) -> Answer:
         user_id = self._caller(request)
@@ -176,7 +211,12 @@ class Gateway:
         finally:
             stopping.cancel()
         if waiter.done():
-            return answers.answer_for(waiter.result())
+            outcome = waiter.result()
+            trace.get_current_span().add_event(
+                "outcome received",
+                {"store_publish.status": outcome.status.value},
+            )
+            return answers.answer_for(outcome)
         log.info(
             "Outcome wait timeout: answered pending",
             requestId=str(request_id),

@@ -10,7 +10,8 @@ copies, and replaying those would re-send a request with a count that was alread
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -18,10 +19,12 @@ from enum import StrEnum
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import Link, Span, SpanKind, Tracer
 
 from ops.errors import OperatorError, unreachable_kafka
 from ops.oncall.dead_letters import DeadLetter, Filters, latest_by_request
 from ops.probes import KAFKA_TIMEOUT_MS, with_kafka_deadline
+from ops.runtime.tracing import TRACE_HEADERS, extract, span_headers
 from schemas.dead_letter import REPLAY_COUNT_HEADER, original_headers
 from schemas.events import Reason
 from schemas.settings import Settings
@@ -98,6 +101,32 @@ def replay_headers(record: DeadLetter) -> list[tuple[str, bytes]]:
     ]
 
 
+@contextmanager
+def _replay_span(
+    tracer: Tracer | None, run: Span | None, topic: str, headers: list[tuple[str, bytes]]
+) -> Iterator[list[tuple[str, bytes]]]:
+    """The headers a replayed record is sent with. Traced, its send is a span in the trace
+    the dead letter carries (the request's own), linked to the replay's span; the record
+    carries that span's context in place of the one it came with."""
+    if tracer is None or run is None:
+        yield headers
+        return
+    with tracer.start_as_current_span(
+        f"send {topic}",
+        context=extract(headers),
+        kind=SpanKind.PRODUCER,
+        links=[Link(run.get_span_context())],
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+            "store_publish.replay": True,
+        },
+    ) as span:
+        kept = [(name, value) for name, value in headers if name not in TRACE_HEADERS]
+        yield [*kept, *span_headers(span)]
+
+
 @dataclass(frozen=True)
 class SendResult:
     sent: int
@@ -110,15 +139,39 @@ async def send_replays(
     *,
     rate: float | None = None,
     on_sent: Callable[[int], None] = lambda _done: None,
+    tracer: Tracer | None = None,
 ) -> SendResult:
-    """Re-send `records` to the requests topic, at most `rate` per second; count acknowledged."""
-    servers = settings.kafka_bootstrap_servers
+    """Re-send `records` to the requests topic, at most `rate` per second; count acknowledged.
+    With a `tracer`, the replay is a span and each record's send a span linked to it, in the
+    trace the record already belongs to (`_replay_span`)."""
     producer = AIOKafkaProducer(
         **settings.kafka_client_options(),
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=KAFKA_TIMEOUT_MS,
     )
+    run_span = (
+        tracer.start_as_current_span(
+            "dlq replay", attributes={"store_publish.replayed": len(records)}
+        )
+        if tracer is not None
+        else nullcontext(None)
+    )
+    with run_span as run:
+        return await _send_all(settings, producer, records, rate, on_sent, tracer, run)
+
+
+async def _send_all(
+    settings: Settings,
+    producer: AIOKafkaProducer,
+    records: Sequence[DeadLetter],
+    rate: float | None,
+    on_sent: Callable[[int], None],
+    tracer: Tracer | None,
+    run: Span | None,
+) -> SendResult:
+    servers = settings.kafka_bootstrap_servers
+    topic = settings.topic_requests
     sent = 0
     try:
         await with_kafka_deadline(servers, producer.start())
@@ -131,14 +184,10 @@ async def send_replays(
                 if delay > 0:
                     sent += await _acknowledged(servers, pending, on_sent, sent)
                     await asyncio.sleep(delay)
-            pending.append(
-                await producer.send(
-                    settings.topic_requests,
-                    value=record.value,
-                    key=record.key,
-                    headers=replay_headers(record),
+            with _replay_span(tracer, run, topic, replay_headers(record)) as headers:
+                pending.append(
+                    await producer.send(topic, value=record.value, key=record.key, headers=headers)
                 )
-            )
             if len(pending) >= _IN_FLIGHT:
                 sent += await _acknowledged(servers, pending, on_sent, sent)
         sent += await _acknowledged(servers, pending, on_sent, sent)

@@ -33,3 +33,7 @@ class NotAuthorized(Exception):
         )
         self.principal = principal
         self.needed = needed
+
+
+class UnknownExporter(ValueError):
+    """OTEL_TRACES_EXPORTER names an exporter this project does not ship (ops.runtime.tracing)."""

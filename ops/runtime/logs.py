@@ -1,7 +1,8 @@
 """JSON log lines on stdout, shaped so the runbook's grep and jq commands work as written.
 
 Every line carries `"service": "Store Publish"` (the runbook greps for it) and, inside a
-request's processing, the bound `correlationId`.
+request's processing, the bound `correlationId`; with tracing on, the `traceId` of the
+request's trace beside it (docs/tracing.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 import structlog
+from opentelemetry import trace
 
 SERVICE = "Store Publish"
 
@@ -21,6 +23,18 @@ def _add_service(
     _logger: object, _name: str, event_dict: structlog.types.EventDict
 ) -> structlog.types.EventDict:
     event_dict.setdefault("service", SERVICE)
+    return event_dict
+
+
+def _add_trace_id(
+    _logger: object, _name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """The current span's trace id, unless the line names one itself (the consumer's lines,
+    written after the request's span has ended, do). With tracing off no span is valid."""
+    if "traceId" not in event_dict:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            event_dict["traceId"] = trace.format_trace_id(context.trace_id)
     return event_dict
 
 
@@ -41,6 +55,7 @@ def configure_logging(level: str = "INFO") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         _add_service,
+        _add_trace_id,
     ]
     structlog.configure(
         processors=[
