@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -92,23 +91,10 @@ async def produce_dead_letters(settings: Settings, letters: list[Letter]) -> lis
 
 
 def cli_environment(settings: Settings, **extra: str) -> dict[str, str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("TOPIC_", "KAFKA_", "DATABASE_", "CONSUMER_", "DLQ_"))
-    }
-    environment.update(
-        DATABASE_URL=settings.dsn(),
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        TOPIC_REQUESTS=settings.topic_requests,
-        TOPIC_OUTCOMES=settings.topic_outcomes,
-        TOPIC_DLQ=settings.topic_dlq,
-        TOPIC_ALERTS=settings.topic_alerts,
-        CONSUMER_GROUP=settings.consumer_group,
-        DLQ_MAX_REPLAYS=str(settings.dlq_max_replays),
-        STORE_PUBLISH_OPERATOR="alice",
-        COLUMNS="200",
-    )
+    """Exactly these settings (`Settings.child_environment`, credentials included), an
+    operator's name, and a terminal wide enough that no column is dropped."""
+    environment = settings.child_environment()
+    environment.update(STORE_PUBLISH_OPERATOR="oncall-1", COLUMNS="200")
     environment.update(extra)
     return environment
 

@@ -105,7 +105,7 @@ async def test_a_dry_run_sends_nothing_and_is_recorded(settings: Settings) -> No
     assert await read_topic(settings, settings.topic_requests, expect=0, wait_s=1) == []
     (recorded,) = await replays(settings)
     assert recorded["dry_run"] is True
-    assert recorded["operator"] == "alice"
+    assert recorded["operator"] == "oncall-1"
     assert recorded["filters"] == {"reason": ["retries_exhausted"]}
     assert (recorded["selected"], recorded["sent"], recorded["refused"]) == (2, 0, 0)
 
@@ -252,4 +252,4 @@ async def test_history_lists_every_replay_most_recent_first(
         await conn.close()
     table = await cli(settings, "dlq", "history")
     assert table.code == 0, table.err
-    assert "alice" in table.out
+    assert "oncall-1" in table.out

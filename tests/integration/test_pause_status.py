@@ -33,7 +33,7 @@ async def test_pause_and_resume_say_why_since_when_and_by_whom(
     state = await status_of(settings)
     assert state["paused"] is True
     assert state["reason"] == "error spike, INC-42"
-    assert state["changed_by"] == "cli:alice"
+    assert state["changed_by"] == "cli:oncall-1"
     since = datetime.fromisoformat(str(state["changed_at"]))
     assert since > before
 
@@ -41,7 +41,7 @@ async def test_pause_and_resume_say_why_since_when_and_by_whom(
     assert again.code == 0, again.err
     assert "already paused" in again.out
     state = await status_of(settings)
-    assert (state["reason"], state["changed_by"]) == ("error spike, INC-42", "cli:alice")
+    assert (state["reason"], state["changed_by"]) == ("error spike, INC-42", "cli:oncall-1")
     assert datetime.fromisoformat(str(state["changed_at"])) == since
 
     resumed = await cli(settings, "resume", STORE_PUBLISH_OPERATOR="bob")
@@ -58,7 +58,7 @@ async def test_pause_and_resume_say_why_since_when_and_by_whom(
     finally:
         await conn.close()
     assert [(row["paused"], row["changed_by"]) for row in history] == [
-        (True, "cli:alice"),
+        (True, "cli:oncall-1"),
         (False, "cli:bob"),
     ]
 

@@ -31,19 +31,16 @@ from ops.runtime.roles import LEDGER_OWNER, Role, pg_role
 from ops.runtime.topics import ensure_topics
 from schemas.events import Reason, Status
 from schemas.settings import Settings
-from streams.app import run_stream
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.dlq import Letter, cli, json_lines, produce_dead_letters
+from tests.helpers.role_pipeline import SCENARIO_SETTINGS, pipeline_under_roles
 from tests.helpers.support import (
     Creator,
     encode,
-    metric_reaches,
     read_outcomes,
     request_body,
-    request_publishing,
-    running,
     running_consumer,
     send_requests,
 )
@@ -178,62 +175,20 @@ async def test_the_gateway_under_its_role_publishes_through_the_pipeline(
 async def test_the_whole_pipeline_under_its_roles_rolls_back_resumes_and_replays_once(
     roles: dict[Role, str],
     make_settings_with_topics: MakeSettingsWithTopics,
+    start_gateway: StartGateway,
     make_creators: MakeCreators,
+    mint_token: MintToken,
     admin: asyncpg.Connection,
 ) -> None:
-    """The stream pauses on failures (its role), the consumer holds back (its role), on-call
-    resumes and replays the failed requests (its role): every store published once."""
-    settings = await make_settings_with_topics(
-        topic_partitions=1,
-        db_lock_timeout_ms=50,
-        alert_window_seconds=20.0,
-        alert_min_events=10,
-        alert_evaluate_interval_seconds=0.2,
-        alert_rollback_for_seconds=0.5,
-        alert_error_rate_for_seconds=0.5,
-    )
+    """tests/helpers/role_pipeline.py, each process on the database as its own role."""
+    settings = await make_settings_with_topics(**SCENARIO_SETTINGS)
 
     def as_role(role: Role) -> Settings:
+        if role not in roles:  # upstream and analytics never reach the database
+            return settings
         return settings.model_copy(update={"database_url": SecretStr(roles[role])})
 
-    doomed = await make_creators(12)
-    waiting = await make_creators(15)
-    locker = admin.transaction()
-    await locker.start()
-    await admin.execute(
-        "SELECT 1 FROM stores WHERE id = ANY($1::uuid[]) FOR UPDATE", [c.store_id for c in doomed]
-    )
-    stream_registry, consumer_registry = CollectorRegistry(), CollectorRegistry()
-
-    async def stream(stop: asyncio.Event, started: asyncio.Event) -> None:
-        await run_stream(as_role(Role.STREAM), stop=stop, started=started, registry=stream_registry)
-
-    async with running(stream), running_consumer(as_role(Role.CONSUMER), consumer_registry):
-        await request_publishing(settings, doomed, key=b"k")
-        failed = await read_outcomes(settings, expect=12)
-        assert {o.status for o in failed} == {Status.FAILED}
-        await metric_reaches(consumer_registry, "store_publish_paused", 1)
-        await locker.rollback()
-        control = await admin.fetchrow("SELECT paused, changed_by FROM publish_control")
-        assert control is not None
-        assert tuple(control) == (True, "alert:store_publish_auto_rollback")
-        await request_publishing(settings, waiting, key=b"k")
-        oncall = as_role(Role.ONCALL)
-        for args in (("resume",), ("dlq", "replay", "--reason", "retries_exhausted", "--yes")):
-            ran = await cli(oncall, *args)
-            assert ran.code == 0, (args, ran.err)
-        after = await read_outcomes(settings, expect=12 + 15 + 12)
-    decided = after[12:]
-    assert sorted(o.status for o in decided) == [Status.PUBLISHED] * 27
-    assert len({o.request_event_id for o in decided}) == 27
-    published = await admin.fetch(
-        """SELECT s.id, count(e.*) AS rows FROM stores s
-             LEFT JOIN onboarding_events e
-               ON e.event_type = 'store.published' AND e.user_id = s.owner_id
-            WHERE s.status = 'published' GROUP BY s.id"""
-    )
-    assert len(published) == 27
-    assert all(row["rows"] == 1 for row in published)
+    await pipeline_under_roles(as_role, admin, make_creators, start_gateway, mint_token)
 
 
 async def test_on_call_under_its_role_pauses_resumes_replays_and_reads_status(

@@ -209,7 +209,7 @@ def test_lag_counts_from_the_commit_or_from_the_beginning_when_nothing_is_commit
 
 
 def test_the_operator_is_named_by_the_environment() -> None:
-    assert operator_name({"STORE_PUBLISH_OPERATOR": "alice", "USER": "root"}) == "alice"
+    assert operator_name({"STORE_PUBLISH_OPERATOR": "oncall-1", "USER": "root"}) == "oncall-1"
     assert operator_name({"USER": "bob"}) == "bob"
     assert operator_name({"LOGNAME": "carol", "USER": " "}) == "carol"
     assert operator_name({}) == "unknown"
