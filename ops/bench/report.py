@@ -6,10 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.bench.figures import PIPELINE, LatencyFigures, PhaseFigures
+from ops.bench.figures import LatencyFigures, PhaseFigures
 from ops.bench.floor import FloorFigures
 from ops.bench.gateway import GatewayFigures
 from ops.bench.options import BenchOptions
+from ops.bench.steady_cpu import PIPELINE
 
 TARGETS = {
     # Flooded: the pre-loaded requests as fast as they go.
