@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +19,21 @@ if TYPE_CHECKING:
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60)
 # A poll's steps take milliseconds at low rates and seconds at 5,000-record polls.
 _STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5)
+
+
+def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(value)` for each value, with each bucket and the sum added to once:
+    two observations a record took 3.7 µs of a flooded consumer's 80 to 150 per request.
+    Relies on prometheus_client's `Histogram` internals (`_upper_bounds`, `_buckets`,
+    `_sum`); `tests/unit/test_consumer_metrics.py` holds it to `observe`."""
+    if not values:
+        return
+    bounds = histogram._upper_bounds  # ascending, the last +Inf
+    # NaN is in no bucket (`observe` compares it with each bound), yet in the sum.
+    counts: Tally[int] = Tally(bisect_left(bounds, v) for v in values if not math.isnan(v))
+    histogram._sum.inc(sum(values))
+    for index, count in counts.items():
+        histogram._buckets[index].inc(count)
 
 
 @dataclass(frozen=True)
@@ -140,10 +157,12 @@ class ConsumerMetrics:
         )
 
     def observe(self, results: Sequence[Result]) -> None:
-        """A committed batch: counters once per label set, histograms per value."""
+        """A committed batch: counters once per label set, each histogram bucket once."""
         outcomes: Tally[tuple[str, str]] = Tally()
         dead_letters: Tally[str] = Tally()
         gating_blocks: Tally[str] = Tally()
+        processing: list[float] = []
+        end_to_end: list[float] = []
         attempts = retries = retried = 0
         for result in results:
             outcome = result.outcome
@@ -158,8 +177,10 @@ class ConsumerMetrics:
                 dead_letters[outcome.reason.value] += 1
             if outcome.status is Status.GATED:
                 gating_blocks.update(outcome.missing_steps)
-            self.processing.observe(outcome.processing_ms / 1000)
-            self.end_to_end.observe(max(outcome.latency_ms, 0) / 1000)
+            processing.append(outcome.processing_ms / 1000)
+            end_to_end.append(max(outcome.latency_ms, 0) / 1000)
+        observe_all(self.processing, processing)
+        observe_all(self.end_to_end, end_to_end)
         for (status, reason), count in outcomes.items():
             self.outcomes.labels(status, reason).inc(count)
         for reason, count in dead_letters.items():

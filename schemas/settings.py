@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     alert_gating_rate_for_seconds: float = 600.0
     alert_rollback_error_rate_threshold: float = 0.10
     alert_rollback_for_seconds: float = 300.0
+    # The rates stream's fetches: the broker answers once this many bytes are ready or
+    # STREAM_FETCH_MAX_WAIT_MS have passed, so at low rates a worker wakes a few times a
+    # second instead of once per transaction of outcomes (a wake costs faust and aiokafka
+    # milliseconds of CPU whatever it carries). The wait must stay below the evaluation
+    # interval, or a window would be evaluated before the outcomes it should hold were read.
+    stream_fetch_min_bytes: int = Field(default=256 * 1024, ge=1)
+    stream_fetch_max_wait_ms: int = Field(default=500, ge=0)
 
     @field_validator("idempotency_retention", "idempotency_partition_interval", mode="before")
     @classmethod
@@ -211,6 +218,16 @@ class Settings(BaseSettings):
                 f"TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) exceeds "
                 f"TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write could "
                 "be acknowledged"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stream_fetch_waits_less_than_an_evaluation(self) -> Settings:
+        interval_ms = self.alert_evaluate_interval_seconds * 1000
+        if self.stream_fetch_max_wait_ms >= interval_ms:
+            raise ValueError(
+                f"STREAM_FETCH_MAX_WAIT_MS ({self.stream_fetch_max_wait_ms}) must be below "
+                f"ALERT_EVALUATE_INTERVAL_SECONDS ({self.alert_evaluate_interval_seconds:g} s)"
             )
         return self
 

@@ -60,6 +60,7 @@ class Folder:
 
     def ingest(self, partition: int, records: Sequence[FetchedRecord]) -> None:
         """Fold one partition's records of one fetch (offsets ascending)."""
+        self._metrics.fetches.inc()
         observed: list[Observed] = []
         for record in records:
             try:

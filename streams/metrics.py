@@ -17,6 +17,7 @@ class StreamMetrics:
     skipped: Counter
     invalid: Counter
     invalid_partials: Counter
+    fetches: Counter
     evaluating: Gauge
     window_outcomes: Gauge
     error_rate: Gauge
@@ -51,6 +52,11 @@ class StreamMetrics:
             invalid_partials=counter(
                 "store_publish_stream_invalid_partials_total",
                 "Records on the stream's partials topic that are not a partial (a bug).",
+            ),
+            fetches=counter(
+                "store_publish_stream_fetches_total",
+                "Fetches of outcomes folded, one per partition a fetch held outcomes of: the "
+                "stream's wake-ups (STREAM_FETCH_MIN_BYTES, STREAM_FETCH_MAX_WAIT_MS).",
             ),
             evaluating=gauge(
                 "store_publish_stream_evaluating",

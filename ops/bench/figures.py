@@ -7,13 +7,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ops.bench.options import BenchOptions
 from ops.bench.poll_steps import PollSteps
 from ops.bench.probes import LagSample
+from ops.bench.steady_cpu import SteadyRateCpu
 
 
 @dataclass
-class PhaseFigures:
+class PhaseFigures(SteadyRateCpu):
     name: str
     requests: int
     seconds: float
@@ -27,6 +27,12 @@ class PhaseFigures:
     # The process whose CPU per record the line prints (the stream-alone phase: the stream).
     cpu_per_record_of: str | None = None
     poll_steps: PollSteps | None = None
+    # Wall seconds over which `cpu_seconds` were taken (from resuming to the last outcome).
+    cpu_span_s: float | None = None
+    # The steady-rate phases: requests offered per second, and the shared services' CPU (in
+    # cores) with nothing of the run going, just before (`phases.shared_idle_cores`).
+    offered_rate: float | None = None
+    shared_idle_cores: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -166,6 +172,15 @@ class PhaseFigures:
             "window_delay_max_s": self.window_delay_max_s,
             "evaluate_interval_s": self.evaluate_interval_s,
             "cpu_us_per_record": self.cpu_us_per_record,
+            "cpu_span_s": self.cpu_span_s,
+            "offered_rate": self.offered_rate,
+            "process_cpu_seconds": self.process_cpu(),
+            "cpu_us_per_request": self.cpu_us_per_request(),
+            "pipeline_cores": self.pipeline_cores,
+            "shared_idle_cores": self.shared_idle_cores,
+            "cpu_us_per_request_net_of_idle": self.net_of_idle_us_per_request(),
+            "kafka_transactions": self.kafka_transactions,
+            "kafka_transactions_per_s": self.kafka_transactions_per_s,
             "poll_step_mean_ms": self.poll_steps.mean_ms() if self.poll_steps else None,
             "polls": max(self.poll_steps.counts.values(), default=0) if self.poll_steps else None,
             "per_second": self.per_second,
@@ -209,11 +224,12 @@ class LatencyFigures:
         record_ms: list[float],
         visible_ms: list[float],
         waiting_ms: list[float],
-        options: BenchOptions,
+        rate: float,
+        seconds: float,
     ) -> LatencyFigures:
         return cls(
-            options.rate,
-            options.latency_seconds,
+            rate,
+            seconds,
             len(record_ms),
             latency_quantiles(record_ms),
             latency_quantiles(visible_ms),

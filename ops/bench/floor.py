@@ -27,7 +27,7 @@ from consumers.outcomes import OutboundRecord
 from ops.bench.context import PARTITIONS, Run
 from ops.bench.cpu import cpu_seconds
 from ops.bench.figures import latency_quantiles
-from ops.bench.latency import paced_feed
+from ops.bench.latency import paced_feed, planned
 from ops.bench.probes import wait_until
 from ops.oncall.topic_reader import following
 from ops.runtime.signals import stop_on_signals
@@ -118,6 +118,7 @@ async def run_floor(run: Run, rng: random.Random) -> FloorFigures:
     )
     warmup = int(options.rate * options.warmup_seconds)
     total = warmup + int(options.rate * options.latency_seconds)
+    requests = planned(run, total, rng)
     log_path = run.workdir / "floor.log"
     with log_path.open("ab") as log:
         child = await asyncio.create_subprocess_exec(
@@ -133,7 +134,7 @@ async def run_floor(run: Run, rng: random.Random) -> FloorFigures:
         await wait_until(lambda: _READY in log_path.read_text(errors="replace"), 60, "the copier")
         cpu_before = cpu_seconds(child.pid)
         async with following(settings, target) as reader:
-            feeding = asyncio.create_task(paced_feed(run, {}, rng)(settings))
+            feeding = asyncio.create_task(paced_feed(requests, options.rate, {})(settings))
             deadline = time.monotonic() + options.warmup_seconds + options.latency_seconds + 60
             while len(seen) < total:
                 if time.monotonic() > deadline or child.returncode is not None:

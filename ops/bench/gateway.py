@@ -36,6 +36,16 @@ class GatewayFigures:
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
+    def as_json(self) -> dict[str, object]:
+        return {
+            "clients": self.clients,
+            "requests": self.requests,
+            "seconds": self.seconds,
+            "events_per_s": round(self.rate, 1),
+            "statuses": {str(code): n for code, n in self.statuses.items()},
+            "answer_ms": self.answer_ms,
+        }
+
     def line(self) -> str:
         q = self.answer_ms
         codes = ", ".join(f"{code}: {n:,}" for code, n in sorted(self.statuses.items()))

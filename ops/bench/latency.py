@@ -1,71 +1,109 @@
-"""The latency phase: requests offered at a fixed rate, each timed from record to outcome."""
+"""The steady-rate phases: requests offered at a fixed rate, each timed from record to outcome.
+
+The load generator must not compete with what it measures: every request is built and signed
+before the clock starts, and every `TICK_S` it sends what fell due since the last tick as one
+record batch per partition (no per-record path through the producer), stamped with the
+moment it is handed to Kafka, so the latency is the pipeline's from there. Wake-ups are what
+the load costs on this machine (tens of µs of CPU each), hence ticks rather than a send per
+request.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from consumers.kafka_io import partition_for
 from ops.bench.context import Run
 from ops.bench.figures import LatencyFigures, PhaseFigures
-from ops.bench.load import (
-    fast_producer,
-    random_kind,
-    request_for,
-)
-from ops.bench.phases import Feed, run_consumer_phase
+from ops.bench.load import Request, fast_producer, random_kind, request_for
+from ops.bench.phases import Feed, run_consumer_phase, shared_idle_cores
 from schemas.settings import Settings
 
+# How often the load generator sends what fell due: at 1,000/s, 50 requests at a time,
+# one cycle of the consumer's commit cadence (CONSUMER_COMMIT_INTERVAL_MS).
+TICK_S = 0.05
 
-def paced_feed(run: Run, sent: dict[str, int], rng: random.Random) -> Feed:
-    """Requests at `options.rate` per second for warm-up plus measured seconds; each request's
-    record timestamp (CreateTime) is kept by event id."""
-    options = run.options
-    total = int(options.rate * (options.warmup_seconds + options.latency_seconds))
+
+def planned(run: Run, count: int, rng: random.Random) -> list[Request]:
+    """`count` signed requests in the bench's mix, built now, before any clock starts."""
+    assert run.population is not None, "seeded first"
+    creators = run.population.creators
+    return [request_for(run.base, creators, random_kind(rng), rng) for _ in range(count)]
+
+
+def paced_feed(requests: Sequence[Request], rate: float, sent: dict[str, int]) -> Feed:
+    """A feed offering `requests` at `rate` per second; each request's record timestamp
+    (CreateTime: when it was sent) is kept in `sent` by event id."""
 
     async def feed(settings: Settings) -> None:
-        assert run.population is not None
-        # Kafka 4 clients linger 5 ms by default; the latency counts it (stamped before send).
-        producer = fast_producer(settings, linger_ms=5)
+        topic = settings.topic_requests
+        # Batches go out as handed over: a linger would only delay them (docs/bench.md).
+        producer = fast_producer(settings, linger_ms=0)
         await producer.start()
         try:
+            partitions = sorted(await producer.partitions_for(topic))
+            placed = [partition_for(r.key, partitions) for r in requests]
+            acks: list[asyncio.Future[object]] = []
             began = time.monotonic()
-            pending = []
-            for index in range(total):
-                ahead = index / options.rate - (time.monotonic() - began)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-                request = request_for(settings, run.population.creators, random_kind(rng), rng)
+            done = 0
+            while done < len(requests):
+                due = min(len(requests), int((time.monotonic() - began) * rate) + 1)
                 stamp = int(time.time() * 1000)
-                sent[request.event_id] = stamp
-                pending.append(
-                    await producer.send(
-                        settings.topic_requests,
-                        value=request.value,
-                        key=request.key,
-                        headers=request.headers,
-                        timestamp_ms=stamp,
-                    )
-                )
-            await asyncio.gather(*pending)
+                batches: dict[int, BatchBuilder] = {}
+                for index in range(done, due):
+                    request, partition = requests[index], placed[index]
+                    sent[request.event_id] = stamp
+                    batch = batches.get(partition)
+                    if batch is None:
+                        batch = batches[partition] = producer.create_batch()
+                    while (
+                        batch.append(
+                            key=request.key,
+                            value=request.value,
+                            timestamp=stamp,
+                            headers=request.headers,
+                        )
+                        is None
+                    ):
+                        acks.append(await producer.send_batch(batch, topic, partition=partition))
+                        batch = batches[partition] = producer.create_batch()
+                for partition, batch in batches.items():
+                    acks.append(await producer.send_batch(batch, topic, partition=partition))
+                done = due
+                await asyncio.sleep(max(TICK_S, began + done / rate - time.monotonic()))
+            await asyncio.gather(*acks)
         finally:
             await producer.stop()
 
     return feed
 
 
-async def run_latency(run: Run, rng: random.Random) -> tuple[LatencyFigures, PhaseFigures]:
-    options = run.options
+async def run_steady(
+    run: Run, phase: str, rate: float, seconds: float, rng: random.Random
+) -> tuple[LatencyFigures, PhaseFigures]:
+    """`phase`: requests at `rate` for `seconds` after the warm-up (excluded from the
+    quantiles, not from the CPU figures)."""
+    warmup = int(rate * run.options.warmup_seconds)
+    requests = planned(run, warmup + int(rate * seconds), rng)
+    idle = await shared_idle_cores(run, run.options.shared_idle_seconds)
     sent: dict[str, int] = {}
-    warmup = int(options.rate * options.warmup_seconds)
-    total = warmup + int(options.rate * options.latency_seconds)
     figures, follower = await run_consumer_phase(
         run,
-        "latency",
-        requests_topic=run.topic("latency.requested"),
-        expect=total,
-        feed=paced_feed(run, sent, rng),
+        phase,
+        requests_topic=run.topic(f"{phase}.requested"),
+        expect=len(requests),
+        feed=paced_feed(requests, rate, sent),
+        offered_rate=rate,
+        # The lag at a steady rate moves slowly; a sample is a dozen requests to the broker
+        # and the stream, which the bench's own CPU would otherwise be mostly made of.
+        sample_interval_s=1.0,
     )
+    figures.shared_idle_cores = idle
     ordered = sorted(sent.items(), key=lambda item: item[1])[warmup:]
     record_ms: list[float] = []
     visible_ms: list[float] = []
@@ -76,4 +114,4 @@ async def run_latency(run: Run, rng: random.Random) -> tuple[LatencyFigures, Pha
             record_ms.append(seen[0] - stamp)
             visible_ms.append(seen[1] * 1000 - stamp)
             waiting_ms.append(seen[0] - seen[2] - stamp)
-    return LatencyFigures.of(record_ms, visible_ms, waiting_ms, options), figures
+    return LatencyFigures.of(record_ms, visible_ms, waiting_ms, rate, seconds), figures

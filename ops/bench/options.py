@@ -15,6 +15,12 @@ class BenchOptions:
     rate: float = 1000.0
     latency_seconds: float = 60.0
     warmup_seconds: float = 2.0
+    # The low-rate phase: the same as the latency phase at this rate (0 seconds skips it).
+    low_rate: float = 100.0
+    low_rate_seconds: float = 30.0
+    # Before each steady-rate phase, the broker's and PostgreSQL's CPU with nothing of the
+    # run going, for this long: what others sharing them cost meanwhile.
+    shared_idle_seconds: float = 5.0
     workers: int = 1
     # Stream workers in one group beside the scale-out phase's consumers.
     stream_workers: int = 1

@@ -101,6 +101,8 @@ async def run_consumer_phase(
     workers: int = 1,
     stream_workers: int = 1,
     feed: Feed | None = None,
+    offered_rate: float | None = None,
+    sample_interval_s: float = 0.25,
     **extra: object,
 ) -> tuple[PhaseFigures, OutcomeReader]:
     """The consumer(s) and the stream worker(s) as child processes until `expect` outcomes
@@ -132,7 +134,7 @@ async def run_consumer_phase(
     children = [*streams, *consumers]
     stop = asyncio.Event()
     follower = OutcomeReader(settings)
-    sampler = LagSampler(settings, follower, ports)
+    sampler = LagSampler(settings, follower, ports, interval=sample_interval_s)
     tasks: list[asyncio.Task[None]] = []
     recordings: list[Recording] = []
     steps: PollSteps | None = None
@@ -160,12 +162,12 @@ async def run_consumer_phase(
         tasks = [asyncio.create_task(follower.run(stop)), asyncio.create_task(sampler.run(stop))]
         recordings = _start_profiles(run, phase, children)
         sources = run.cpu_sources(children)
-        before = cpu_snapshot(sources)
+        before, began = cpu_snapshot(sources), time.monotonic()
         await set_paused(pool, paused=False, reason=None, changed_by="bench")
         if feed is not None:
             tasks.append(asyncio.create_task(feed(settings)))
         await follower.wait_for(expect, within_s=max(300.0, expect / 100), alive=alive)
-        after = cpu_snapshot(sources)
+        after, span_s = cpu_snapshot(sources), time.monotonic() - began
         steps = await poll_steps(
             settings.http_host, [port for c in consumers if (port := c.http_port()) is not None]
         )
@@ -211,9 +213,22 @@ async def run_consumer_phase(
             stream_workers=stream_workers,
             evaluate_interval_s=settings.alert_evaluate_interval_seconds,
             poll_steps=steps,
+            cpu_span_s=round(span_s, 2),
+            offered_rate=offered_rate,
         ),
         follower,
     )
+
+
+async def shared_idle_cores(run: Run, seconds: float) -> dict[str, float | None]:
+    """The broker's and PostgreSQL's CPU, in cores, over `seconds` with no phase running:
+    what others sharing them (and their own housekeeping) cost meanwhile."""
+    sources = {k: v for k, v in run.cpu_sources([]).items() if k in ("broker", "postgres")}
+    before, began = cpu_snapshot(sources), time.monotonic()
+    await asyncio.sleep(seconds)
+    used = cpu_used(before, cpu_snapshot(sources))
+    span = time.monotonic() - began
+    return {k: round(v / span, 3) if v is not None else None for k, v in used.items()}
 
 
 def _start_profiles(run: Run, phase: str, children: Sequence[Child]) -> list[Recording]:

@@ -8,13 +8,16 @@ from pathlib import Path
 
 from ops.bench.figures import LatencyFigures, PhaseFigures
 from ops.bench.floor import FloorFigures
+from ops.bench.gateway import GatewayFigures
 from ops.bench.options import BenchOptions
+from ops.bench.steady_cpu import PIPELINE
 
 TARGETS = {
+    # Flooded: the pre-loaded requests as fast as they go.
     "pipeline_events_per_s": (">=", 10_000.0),
     "pipeline_to_passthrough": (">=", 0.30),
     "pipeline_to_baseline": (">=", 10.0),
-    "latency_p99_ms": ("<=", 25.0),
+    "consumer_cpu_us_per_request": ("<=", 70.0),
     "stream_alone_events_per_s": (">=", 40_000.0),
     "stream_cpu_us_per_outcome": ("<=", 25.0),
     # Of the scale-out phase: lag in seconds of outcomes, the time from the last outcome to
@@ -22,6 +25,19 @@ TARGETS = {
     "scale_out_stream_lag_s": ("<=", 1.0),
     "scale_out_stream_zero_after_s": ("<=", 2.0),
     "scale_out_window_delay_intervals": ("<=", 2.0),
+    # At the latency phase's rate (1,000/s): the p99 against the exactly-once floor's of the
+    # same run, and each process's CPU per request (the consumer, the stream, the broker and
+    # PostgreSQL, and the four together; the load generator apart).
+    "latency_p99_to_floor": ("<=", 2.5),
+    "latency_cpu_us_per_request": ("<=", 500.0),
+    "latency_consumer_cpu_us_per_request": ("<=", 150.0),
+    "latency_stream_cpu_us_per_request": ("<=", 30.0),
+    "latency_broker_cpu_us_per_request": ("<=", 150.0),
+    "latency_postgres_cpu_us_per_request": ("<=", 150.0),
+    "latency_load_generator_cpu_us_per_request": ("<=", 30.0),
+    # At the low rate (100/s): the four together, in cores.
+    "low_rate_pipeline_cores": ("<=", 0.25),
+    "gateway_p99_ms": ("<=", 100.0),
 }
 
 
@@ -38,6 +54,9 @@ class Report:
     latency: LatencyFigures | None = None
     latency_phase: PhaseFigures | None = None
     floor: FloorFigures | None = None
+    low_rate: LatencyFigures | None = None
+    low_rate_phase: PhaseFigures | None = None
+    gateway: GatewayFigures | None = None
     load_before: tuple[float, float, float] | None = None
     load_after: tuple[float, float, float] | None = None
 
@@ -51,21 +70,35 @@ class Report:
     def stream_max_lag(self) -> int | None:
         values = [
             p.stream_max_lag
-            for p in (self.pipeline, self.scale_out, self.baseline, self.latency_phase)
+            for p in (
+                self.pipeline,
+                self.scale_out,
+                self.baseline,
+                self.latency_phase,
+                self.low_rate_phase,
+            )
             if p is not None and p.stream_max_lag is not None
         ]
         return max(values) if values else None
+
+    def latency_to_floor(self) -> float | None:
+        """The latency phase's p99 over the exactly-once floor's, both of this run."""
+        mine = self.latency.record_ms["p99"] if self.latency else None
+        floor = self.floor.record_ms["p99"] if self.floor else None
+        return round(mine / floor, 2) if mine is not None and floor else None
 
     def targets(self) -> dict[str, dict[str, object]]:
         alone, out = self.stream_alone, self.scale_out
         per_outcome = alone.cpu_us_per_record if alone is not None else None
         delay = out.window_delay_max_s if out is not None else None
         interval = out.evaluate_interval_s if out is not None else None
+        flooded = self.pipeline.cpu_us_per_request() if self.pipeline else {}
+        steady = self.latency_phase.cpu_us_per_request() if self.latency_phase else {}
         values = {
             "pipeline_events_per_s": self._rate(self.pipeline),
             "pipeline_to_passthrough": self._ratio(self.passthrough),
             "pipeline_to_baseline": self._ratio(self.baseline),
-            "latency_p99_ms": self.latency.record_ms["p99"] if self.latency else None,
+            "consumer_cpu_us_per_request": flooded.get("consumer"),
             "stream_alone_events_per_s": self._rate(alone),
             "stream_cpu_us_per_outcome": round(per_outcome, 1) if per_outcome else None,
             "scale_out_stream_lag_s": out.stream_max_lag_seconds if out else None,
@@ -73,6 +106,17 @@ class Report:
             "scale_out_window_delay_intervals": (
                 round(delay / interval, 2) if delay is not None and interval else None
             ),
+            "latency_p99_to_floor": self.latency_to_floor(),
+            "latency_cpu_us_per_request": steady.get(PIPELINE),
+            "latency_consumer_cpu_us_per_request": steady.get("consumer"),
+            "latency_stream_cpu_us_per_request": steady.get("stream"),
+            "latency_broker_cpu_us_per_request": steady.get("broker"),
+            "latency_postgres_cpu_us_per_request": steady.get("postgres"),
+            "latency_load_generator_cpu_us_per_request": steady.get("load generator"),
+            "low_rate_pipeline_cores": (
+                self.low_rate_phase.pipeline_cores if self.low_rate_phase else None
+            ),
+            "gateway_p99_ms": self.gateway.answer_ms["p99"] if self.gateway else None,
         }
         checked: dict[str, dict[str, object]] = {}
         for name, (sense, target) in TARGETS.items():
@@ -91,6 +135,7 @@ class Report:
                 ("scale_out", self.scale_out),
                 ("baseline", self.baseline),
                 ("latency", self.latency_phase),
+                ("low_rate", self.low_rate_phase),
             )
             if phase is not None
         }
@@ -113,6 +158,9 @@ class Report:
             "latency_waiting_ms": self.latency.waiting_ms if self.latency else None,
             "latency_requests": self.latency.measured if self.latency else None,
             "floor": self.floor.as_json() if self.floor else None,
+            "latency_p99_to_floor": self.latency_to_floor(),
+            "low_rate_latency_ms": self.low_rate.record_ms if self.low_rate else None,
+            "gateway": self.gateway.as_json() if self.gateway else None,
             "stream_max_lag": self.stream_max_lag(),
             "load_average_before": self.load_before,
             "load_average_after": self.load_after,
@@ -153,8 +201,9 @@ class Report:
             )
         if self.pipeline is not None:
             lines.append(f"  CPU seconds, pipeline phase: {self.pipeline.cpu_text()}")
-        if self.latency_phase is not None:
-            lines.append(f"  CPU seconds, latency phase: {self.latency_phase.cpu_text()}")
+        for steady in (self.latency_phase, self.low_rate_phase):
+            if steady is not None:
+                lines.extend(steady.cpu_table())
         lines.append(f"  stream max lag (committed offsets): {self.stream_max_lag()}")
         if self.load_before is not None and self.load_after is not None:
             lines.append(

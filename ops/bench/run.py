@@ -11,7 +11,9 @@ database, `bench_<run>_*`), all removed at the end:
   processes in one group and M stream workers in another, with the stream's lag over time;
 - baseline (`--baseline`): the same consumer with CONSUMER_MAX_BATCH=1, one transaction and
   one awaited Kafka transaction per request, on the first `baseline_requests` requests;
-- latency: requests offered at a fixed rate; outcome minus request record timestamps;
+- latency: requests offered at a fixed rate; outcome minus request record timestamps, and
+  each process's CPU per request at that rate;
+- low rate: the same at `low_rate` (100/s): each process's CPU, the four in cores;
 - the exactly-once floor: the same rate through the consumer's Kafka path alone (a copier
   with the consumer's transactional writer, no database, no validation).
 
@@ -35,7 +37,7 @@ from ops.bench.context import PARTITIONS, Run
 from ops.bench.cpu import postmaster_pid
 from ops.bench.floor import run_floor
 from ops.bench.gateway import run_gateway_phase
-from ops.bench.latency import run_latency
+from ops.bench.latency import run_steady
 from ops.bench.load import (
     create_seeded_database,
     delete_topics_with_prefix,
@@ -115,20 +117,32 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
 
         if options.latency_seconds > 0:
             say(f"latency: {options.rate:,.0f} requests/s for {options.latency_seconds:g} s")
-            report.latency, report.latency_phase = await run_latency(run, rng)
+            report.latency, report.latency_phase = await run_steady(
+                run, "latency", options.rate, options.latency_seconds, rng
+            )
             say(report.latency.line())
             steps = report.latency_phase.poll_steps
             if steps is not None:
                 say(f"  latency phase poll steps, mean ms: {steps.text()}")
+            for line in report.latency_phase.cpu_table():
+                say(line)
             say("exactly-once floor: the same rate through the consumer's Kafka path alone")
             report.floor = await run_floor(run, rng)
             say(report.floor.line())
+        if options.low_rate_seconds > 0:
+            say(f"low rate: {options.low_rate:,.0f} requests/s for {options.low_rate_seconds:g} s")
+            report.low_rate, report.low_rate_phase = await run_steady(
+                run, "low-rate", options.low_rate, options.low_rate_seconds, rng
+            )
+            say(report.low_rate.line())
+            for line in report.low_rate_phase.cpu_table():
+                say(line)
         if options.gateway_clients > 0:
             say(f"gateway: {options.gateway_clients} HTTP clients, POST /api/store/publish")
-            gateway = await run_gateway_phase(
+            report.gateway = await run_gateway_phase(
                 run, options.gateway_clients, min(options.gateway_requests, options.creators)
             )
-            say(gateway.line())
+            say(report.gateway.line())
         report.load_after = os.getloadavg()
     except BaseException:
         say(f"bench failed; the processes' logs are in {run.workdir}")

@@ -235,6 +235,12 @@ def bench(
     ] = False,
     rate: Annotated[float, typer.Option(help="Offered requests/s for latency.")] = 1000.0,
     latency_seconds: Annotated[float, typer.Option(help="Seconds of latency load.")] = 60.0,
+    low_rate: Annotated[
+        float, typer.Option(help="Offered requests/s of the low-rate phase.")
+    ] = 100.0,
+    low_rate_seconds: Annotated[
+        float, typer.Option(help="Seconds of the low-rate phase; 0 skips it.")
+    ] = 30.0,
     workers: Annotated[
         int, typer.Option(help="With more than 1, also run that many consumers in one group.")
     ] = 1,
@@ -274,6 +280,8 @@ def bench(
             baseline=baseline,
             rate=rate,
             latency_seconds=latency_seconds,
+            low_rate=low_rate,
+            low_rate_seconds=low_rate_seconds,
             workers=workers,
             stream_workers=stream_workers,
             gateway_clients=gateway_clients,

@@ -25,7 +25,12 @@ from typing import Any, cast
 import faust
 
 from schemas.settings import Settings
-from streams.faust_app.fetching import FetchHandler, ReadCommittedConsumer, ReadCommittedTransport
+from streams.faust_app.fetching import (
+    FetchHandler,
+    FetchPacing,
+    ReadCommittedConsumer,
+    ReadCommittedTransport,
+)
 from streams.rates import parse_partial_key
 from streams.text_table import TextTable
 
@@ -98,6 +103,11 @@ class FaustRates:
             broker_heartbeat_interval=3.0,
         )
         app.transport = ReadCommittedTransport(app.conf.broker_consumer, app)
+        # At low rates each fetch answered as soon as one transaction of outcomes is ready
+        # costs a wake-up of faust's consumer thread and loop: the broker holds it instead.
+        app.transport.fetch = FetchPacing(
+            settings.stream_fetch_min_bytes, settings.stream_fetch_max_wait_ms
+        )
         self._app = app
         self._settings = settings
         raw = {"key_serializer": "raw", "value_serializer": "raw"}

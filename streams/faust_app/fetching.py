@@ -17,13 +17,15 @@ partition, active partitions), `perform_seek`, `commit`, `callback`, `_to_messag
 inclusive (corrected below), `_new_consumer_thread`; on `App`, `consumer_generation_id`,
 `flow_control.acquire`, `producer.buffer.wait_until_ebb`, `topics.acks_enabled_for`,
 `monitor.stream_inbound_time` (read by faust's slow-processing checks);
-`AIOKafkaConsumerThread._create_worker_consumer(transport)`.
+`AIOKafkaConsumerThread._create_worker_consumer(transport)`; on aiokafka's
+`AIOKafkaConsumer`, `_fetch_min_bytes` and `_fetch_max_wait_ms`, read by `start`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from time import monotonic
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -53,9 +55,16 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer, outside = self.consumer, self.consumer.in_transaction
         consumer.in_transaction = True
         try:
-            return super()._create_worker_consumer(transport)
+            client = super()._create_worker_consumer(transport)
         finally:
             consumer.in_transaction = outside
+        # faust passes no fetch_min_bytes and a fixed fetch_max_wait_ms; the client reads
+        # both when it starts and builds its fetcher, so they are set before that.
+        fetch = getattr(transport, "fetch", None)
+        if isinstance(fetch, FetchPacing):
+            client._fetch_min_bytes = fetch.min_bytes
+            client._fetch_max_wait_ms = fetch.max_wait_ms
+        return client
 
 
 class ReadCommittedConsumer(faust_aiokafka.Consumer):
@@ -183,5 +192,16 @@ class ReadCommittedConsumer(faust_aiokafka.Consumer):
             await self.commit()
 
 
+@dataclass(frozen=True)
+class FetchPacing:
+    """How long the broker may hold a fetch for more bytes: a fetch is answered once
+    `min_bytes` are ready or after `max_wait_ms`."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+
 class ReadCommittedTransport(faust_aiokafka.Transport):
     Consumer = ReadCommittedConsumer
+    # Set by the app before it starts; None keeps faust's (1 byte, 1,500 ms).
+    fetch: FetchPacing | None = None

@@ -17,6 +17,9 @@ from ops.bench.run import run_bench
 from schemas.settings import Settings
 
 REQUIRED_KEYS = {
+    "latency_p99_to_floor",
+    "low_rate_latency_ms",
+    "gateway",
     "pipeline_events_per_s",
     "passthrough_events_per_s",
     "baseline_events_per_s",
@@ -45,6 +48,9 @@ async def test_bench_small_run_reports_every_figure_and_accounts_for_every_reque
         warmup_seconds=1.0,
         workers=2,
         stream_workers=2,
+        low_rate=50.0,
+        low_rate_seconds=2.0,
+        shared_idle_seconds=0.5,
     )
     said: list[str] = []
     report = await run_bench(settings, options, say=said.append)
@@ -96,6 +102,20 @@ async def test_bench_small_run_reports_every_figure_and_accounts_for_every_reque
         assert set(phases[name]["poll_step_mean_ms"]) == {"decide", "wait", "commit"}, name
         assert phases[name]["polls"] > 0, name
     assert any("latency phase poll steps" in line for line in said)
+    # Each process's CPU at the two steady rates, per request, and the Kafka transactions.
+    assert phases["low_rate"]["requests"] == 50 * (2 + 1)
+    assert figures["low_rate_latency_ms"]["p99"] is not None
+    for name in ("latency", "low_rate"):
+        per = phases[name]["cpu_us_per_request"]
+        assert set(per) >= {"consumer", "stream", "postgres", "load generator", "the four"}
+        assert all(per[role] > 0 for role in ("consumer", "stream", "load generator")), name
+        assert phases[name]["kafka_transactions_per_s"] > 0, name
+        assert set(phases[name]["shared_idle_cores"]) <= {"broker", "postgres"}, name
+    assert figures["targets"]["latency_p99_to_floor"]["value"] == figures["latency_p99_to_floor"]
+    assert figures["targets"]["low_rate_pipeline_cores"]["target"] == "<= 0.25"
+    assert figures["gateway"]["requests"] > 0
+    assert figures["targets"]["gateway_p99_ms"]["value"] == figures["gateway"]["answer_ms"]["p99"]
+    assert any(line.startswith("  CPU at 50/s") for line in report.summary())
     # The exactly-once floor copied every request offered at the same rate, and was timed.
     floor = figures["floor"]
     assert floor["rate"] == 200

@@ -411,3 +411,47 @@ async def test_a_start_cut_short_by_a_broker_going_away_starts_a_new_app(
         await send_outcomes(producer, settings, *(outcome(Status.PUBLISHED) for _ in range(25)))
         assert await wait_for_gauge(registry, "store_publish_window_outcomes", 25) == 25
     assert len(attempts) == 2
+
+
+async def test_at_a_low_rate_the_stream_folds_many_transactions_per_wake(
+    make_settings: MakeSettings, database_url: str
+) -> None:
+    """A transaction of outcomes every 50 ms (the consumer's commit cadence at a low rate):
+    the broker holds each fetch for more bytes up to STREAM_FETCH_MAX_WAIT_MS, so the stream
+    wakes about twice a second, not twenty times, and still counts every outcome."""
+    wait_ms = 500
+    settings = fast(
+        make_settings,
+        topic_partitions=1,
+        alert_window_seconds=60.0,
+        alert_evaluate_interval_seconds=1.0,
+        stream_fetch_max_wait_ms=wait_ms,
+    )
+    await ensure_topics(settings)
+    transactions = 60
+    transactional = AIOKafkaProducer(
+        **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"
+    )
+    registry = CollectorRegistry()
+    async with running_stream(settings, registry):
+        await transactional.start()
+        try:
+            began = time.monotonic()
+            for index in range(transactions):
+                async with transactional.transaction():
+                    await transactional.send(
+                        settings.topic_outcomes,
+                        key=b"k",
+                        value=outcome(Status.PUBLISHED).model_dump_json().encode(),
+                    )
+                await asyncio.sleep(max(0.0, began + (index + 1) * 0.05 - time.monotonic()))
+            span_s = time.monotonic() - began
+        finally:
+            await transactional.stop()
+        assert await wait_for_gauge(registry, "store_publish_window_outcomes", transactions) == (
+            transactions
+        )
+        fetches = registry.get_sample_value("store_publish_stream_fetches_total")
+    assert fetches is not None
+    # One per held wait over the span, one for the first outcome, one for the tail.
+    assert 1 <= fetches <= span_s / (wait_ms / 1000) + 2, (fetches, span_s)

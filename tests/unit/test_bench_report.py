@@ -1,11 +1,16 @@
-"""The bench figures: the chart's running mean, in which empty seconds count, and the
-stream's lag, time to zero and window delay read from the lag samples."""
+"""The bench figures: the chart's running mean, in which empty seconds count, the
+stream's lag, time to zero and window delay read from the lag samples, and each process's
+CPU at a steady rate with the targets the summary checks."""
 
 from __future__ import annotations
 
 from ops.bench.chart import rolling_mean
-from ops.bench.figures import PhaseFigures
+from ops.bench.figures import LatencyFigures, PhaseFigures
+from ops.bench.floor import FloorFigures
+from ops.bench.options import BenchOptions
+from ops.bench.poll_steps import PollSteps
 from ops.bench.probes import LagSample
+from ops.bench.report import Report
 
 
 def test_empty_seconds_count_as_zero_in_the_running_mean() -> None:
@@ -66,3 +71,91 @@ def test_a_stream_that_never_caught_up_has_no_time_to_zero() -> None:
     figures = phase([sample(0.0, 0, 0, 0), sample(0.5, 1000, 300, 0), sample(1.0, 1000, 10, 0)])
     assert figures.stream_zero_after_s is None
     assert figures.window_delay_max_s is None
+
+
+def steady(
+    cpu: dict[str, float | None], *, requests: int = 2000, span_s: float = 2.0
+) -> PhaseFigures:
+    return PhaseFigures(
+        name="latency",
+        requests=requests,
+        seconds=span_s,
+        statuses={},
+        cpu_seconds=cpu,
+        per_second=[],
+        poll_steps=PollSteps(counts={"decide": 41, "wait": 41, "commit": 40}),
+        cpu_span_s=span_s,
+        offered_rate=1000.0,
+        shared_idle_cores={"broker": 0.05, "postgres": None},
+    )
+
+
+def test_each_process_cpu_per_request_and_the_four_together() -> None:
+    figures = steady(
+        {"stream": 0.06, "consumer-1": 0.2, "broker": 0.3, "postgres": 0.24, "bench": 0.05}
+    )
+    assert figures.process_cpu() == {
+        "consumer": 0.2,
+        "stream": 0.06,
+        "broker": 0.3,
+        "postgres": 0.24,
+        "load generator": 0.05,
+    }
+    assert figures.cpu_us_per_request() == {
+        "consumer": 100.0,
+        "stream": 30.0,
+        "broker": 150.0,
+        "postgres": 120.0,
+        "load generator": 25.0,
+        "the four": 400.0,
+    }
+    assert figures.pipeline_cores == 0.4  # 0.8 CPU s over 2 s
+    assert figures.kafka_transactions_per_s == 20.0  # one per committed poll
+    # The broker idled at 0.05 cores before: 0.1 s of its 0.3 over the span was not ours.
+    assert figures.net_of_idle_us_per_request() == {"broker": 100.0, "postgres": None}
+    table = "\n".join(figures.cpu_table())
+    assert "CPU at 1,000/s (2,000 requests, 2.0 s)" in table
+    assert "400.0 µs/request, 0.400 cores; Kafka transactions 20.0/s" in table
+
+
+def test_workers_of_one_role_are_added_and_an_unknown_process_leaves_the_four_unknown() -> None:
+    figures = steady({"stream-1": 0.1, "stream-2": 0.1, "consumer-1": 0.2, "consumer-2": 0.1})
+    assert figures.process_cpu() == {"consumer": 0.3, "stream": 0.2}
+    assert figures.cpu_us_per_request()["the four"] is None  # no broker, no PostgreSQL here
+    assert figures.pipeline_cores is None
+    # When the phase already summed several workers under the role's name, that sum is taken.
+    summed = steady({"consumer-1": 0.2, "consumer-2": 0.1, "consumer": 0.3})
+    assert summed.process_cpu()["consumer"] == 0.3
+
+
+def test_the_summary_checks_the_steady_rate_targets_against_the_same_run() -> None:
+    report = Report(run_id="r", cores=2, options=BenchOptions())
+    report.latency_phase = steady(
+        {"stream": 0.1, "consumer-1": 0.2, "broker": 0.3, "postgres": 0.24, "bench": 0.05}
+    )
+    report.low_rate_phase = steady(
+        {"stream": 0.1, "consumer-1": 0.1, "broker": 0.2, "postgres": 0.1, "bench": 0.05},
+        requests=200,
+    )
+    report.latency = LatencyFigures(1000.0, 2.0, 2000, {"p99": 60.0}, {}, {})
+    report.floor = FloorFigures(1000.0, 2000, {"p99": 20.0}, {"p99": 30.0}, 300.0)
+    targets = report.targets()
+    assert targets["latency_p99_to_floor"] == {"target": "<= 2.5", "value": 3.0, "met": False}
+    assert targets["latency_stream_cpu_us_per_request"]["value"] == 50.0
+    assert targets["latency_stream_cpu_us_per_request"]["met"] is False
+    assert targets["latency_cpu_us_per_request"] == {
+        "target": "<= 500",
+        "value": 420.0,
+        "met": True,
+    }
+    assert targets["latency_load_generator_cpu_us_per_request"]["met"] is True
+    assert targets["low_rate_pipeline_cores"] == {"target": "<= 0.25", "value": 0.25, "met": True}
+    assert targets["gateway_p99_ms"]["met"] is None  # not run
+    figures = report.as_json()
+    assert figures["latency_p99_to_floor"] == 3.0
+    phases = figures["phases"]
+    assert isinstance(phases, dict)
+    assert phases["low_rate"]["kafka_transactions_per_s"] == 20.0
+    assert phases["latency"]["cpu_us_per_request"]["the four"] == 420.0
+    summary = "\n".join(report.summary())
+    assert "CPU at 1,000/s" in summary

@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka import AIOKafkaConsumer
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import TP, ack_lock
@@ -145,6 +146,23 @@ async def consumer_with(folded: Folded) -> Any:
     await app.topics._update_indices()
     app.flow_control.resume()
     return app.consumer
+
+
+async def test_the_stream_client_is_built_with_the_fetch_pacing_of_its_settings() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        topic_outcomes=TOPIC,
+        stream_fetch_min_bytes=4096,
+        stream_fetch_max_wait_ms=70,
+    )
+    app: Any = FaustRates(settings)._app
+    thread = app.consumer._thread
+    client = thread._create_worker_consumer(app.transport)
+    assert (client._fetch_min_bytes, client._fetch_max_wait_ms) == (4096, 70)
+    # aiokafka hands both to the fetcher it builds when it starts.
+    source = inspect.getsource(AIOKafkaConsumer.start)
+    assert "fetch_min_bytes=self._fetch_min_bytes" in source
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in source
 
 
 async def test_the_faust_attributes_relied_on_exist() -> None:

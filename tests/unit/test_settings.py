@@ -288,3 +288,13 @@ def test_an_explicit_min_insync_replicas_wins_over_the_default(
     monkeypatch.setenv("TOPIC_MIN_INSYNC_REPLICAS", "4")
     with pytest.raises(ValidationError, match="exceeds"):
         load()
+
+
+def test_the_stream_fetch_wait_must_be_below_the_evaluation_interval() -> None:
+    """A fetch held as long as an evaluation would leave the outcomes it holds out of the
+    window evaluated meanwhile."""
+    assert load(alert_evaluate_interval_seconds=1.0, stream_fetch_max_wait_ms=999)
+    with pytest.raises(ValidationError, match="STREAM_FETCH_MAX_WAIT_MS"):
+        load(alert_evaluate_interval_seconds=1.0, stream_fetch_max_wait_ms=1000)
+    with pytest.raises(ValidationError, match="below"):
+        load(alert_evaluate_interval_seconds=0.2)
