@@ -10,9 +10,10 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -194,17 +195,44 @@ async def running(run: Runner) -> AsyncIterator[asyncio.Task[None]]:
         await asyncio.wait_for(task, timeout=60)
 
 
-@asynccontextmanager
-async def running_consumer(
+class App(Protocol):
+    """`run_consumer` and `run_stream`: run until `stop`, having set `started`."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None,
+        stop: asyncio.Event,
+        started: asyncio.Event,
+    ) -> Coroutine[object, object, None]: ...
+
+
+def running_app(
+    app: App, settings: Settings, registry: CollectorRegistry | None = None
+) -> AbstractAsyncContextManager[asyncio.Task[None]]:
+    """The real `app`, in this process, until the block ends."""
+    return running(
+        lambda stop, started: app(settings, registry=registry, stop=stop, started=started)
+    )
+
+
+def running_consumer(
     settings: Settings, registry: CollectorRegistry | None = None
-) -> AsyncIterator[asyncio.Task[None]]:
+) -> AbstractAsyncContextManager[asyncio.Task[None]]:
     """The real consumer, in this process, until the block ends."""
     from consumers.app import run_consumer
 
-    async with running(
-        lambda stop, started: run_consumer(settings, registry=registry, stop=stop, started=started)
-    ) as task:
-        yield task
+    return running_app(run_consumer, settings, registry)
+
+
+def running_stream(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> AbstractAsyncContextManager[asyncio.Task[None]]:
+    """The real rates stream, in this process, until the block ends."""
+    from streams.app import run_stream
+
+    return running_app(run_stream, settings, registry)
 
 
 async def outcomes_by_request(
