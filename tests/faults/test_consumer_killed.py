@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,6 @@ REQUESTS = 20_000
 async def test_sigkill_mid_batch_loses_nothing_and_publishes_nothing_twice(
     make_settings_with_topics: MakeSettingsWithTopics,
     database_url: str,
-    tmp_path: Path,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
     settings = await make_settings_with_topics(topic_partitions=6)

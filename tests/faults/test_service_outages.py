@@ -8,7 +8,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -55,9 +54,7 @@ def _complaints(lines: LogLines) -> int:
 @pytest.mark.timeout(600)
 async def test_postgres_down_for_30_seconds_dead_letters_nothing_and_loses_nothing(
     own_services: OwnServices,
-    own_addresses: dict[str, str],
     own_database_url: str,
-    tmp_path: Path,
     make_own_settings: MakeSettings,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
@@ -102,9 +99,7 @@ async def test_postgres_down_for_30_seconds_dead_letters_nothing_and_loses_nothi
 @pytest.mark.timeout(900)
 async def test_broker_killed_three_times_mid_run_loses_nothing_and_doubles_nothing(
     own_services: OwnServices,
-    own_addresses: dict[str, str],
     own_database_url: str,
-    tmp_path: Path,
     make_own_settings: MakeSettings,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
@@ -119,17 +114,20 @@ async def test_broker_killed_three_times_mid_run_loses_nothing_and_doubles_nothi
     consumer = consumer_process(settings, "consumer")
     consumer.start()
     kills: list[int] = []
+    down: list[str] = []
     try:
         for fraction in (0.2, 0.45, 0.7):
             kills.append(await wait_for_progress(own_database_url, int(sent * fraction)))
             complaints = _complaints(consumer.log_lines())
             await asyncio.to_thread(own_services.run, "kafka-stop", "--kill")
+            killed = time.monotonic()
             # Started again once the consumer has felt the broker gone.
             await log_shows(
                 consumer,
                 lambda lines, seen=complaints: _complaints(lines) > seen,
                 "a warning after the broker's kill",
             )
+            down.append(f"{time.monotonic() - killed:.1f} s")
             await asyncio.to_thread(own_services.run, "kafka-start")
         await sending
         await wait_until_committed(settings, sent, wait_s=400)
@@ -138,5 +136,5 @@ async def test_broker_killed_three_times_mid_run_loses_nothing_and_doubles_nothi
         assert consumer.terminate(timeout=120) == 0
     books = await account(settings, own_database_url, sent=sent)
     print()
-    print(books.table(f"broker SIGKILLed at {kills} of {sent} decided requests"))
+    print(books.table(f"broker SIGKILLed at {kills} of {sent} decided requests, down {down}"))
     assert books.problems() == []
