@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -29,7 +28,6 @@ def _assigned(lines: LogLines) -> set[object] | None:
 async def test_joining_leaving_and_a_stalled_zombie_publish_nothing_twice(
     make_settings_with_topics: MakeSettingsWithTopics,
     database_url: str,
-    tmp_path: Path,
     consumer_process: ConsumerProcessFactory,
 ) -> None:
     settings = await make_settings_with_topics(topic_partitions=6)
