@@ -174,6 +174,21 @@ async def read_outcomes(
     return outcomes_of(records)
 
 
+async def fetch(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    """The rows of `sql`, on a connection of its own."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def fetch_value(database_url: str, sql: str, *args: object) -> object:
+    """The first column of the first row of `sql` (None when there is none)."""
+    rows = await fetch(database_url, sql, *args)
+    return rows[0][0] if rows else None
+
+
 Runner = Callable[[asyncio.Event, asyncio.Event], Coroutine[object, object, None]]
 
 
