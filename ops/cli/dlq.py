@@ -22,17 +22,7 @@ from ops.cli.prompts import confirm_replay, replay_progress
 from ops.cli.switch import operator_name
 from ops.oncall.dead_letters import DeadLetter, Filters, select
 from ops.oncall.fit import show as show_table
-from ops.oncall.options import (
-    CorrelationOption,
-    JsonOption,
-    LimitOption,
-    ReasonOption,
-    SinceOption,
-    StoreOption,
-    UntilOption,
-    WideOption,
-    filters_of,
-)
+from ops.oncall.options import JsonOption, WideOption, filtered
 from ops.oncall.render import (
     history_json,
     history_table,
@@ -83,18 +73,13 @@ async def _plan(settings: Settings, filters: Filters, *, force: bool) -> ReplayP
 
 
 @dlq_app.command("list")
+@filtered
 def list_(
-    reason: ReasonOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    store_id: StoreOption = None,
-    correlation_id: CorrelationOption = None,
-    limit: LimitOption = None,
+    filters: Filters,
     as_json: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
     """The dead letters matching the filters, and what `replay` would do with each."""
-    filters = filters_of(reason, since, until, store_id, correlation_id, limit)
     with operator_errors():
         settings = Settings()
         plan = asyncio.run(_plan(settings, filters, force=False))
@@ -135,19 +120,14 @@ def show(
 
 
 @dlq_app.command()
+@filtered
 def stats(
-    reason: ReasonOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    store_id: StoreOption = None,
-    correlation_id: CorrelationOption = None,
-    limit: LimitOption = None,
+    filters: Filters,
     top: Annotated[int, typer.Option(min=1, help="How many top stores and errors.")] = 10,
     as_json: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
     """Counts by reason and by hour, top stores, top errors: the pattern behind a spike."""
-    filters = filters_of(reason, since, until, store_id, correlation_id, limit)
     with operator_errors():
         settings = Settings()
         records = select(asyncio.run(_dead_letters(settings)), filters)
@@ -167,13 +147,9 @@ def stats(
 
 
 @dlq_app.command()
+@filtered
 def replay(
-    reason: ReasonOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    store_id: StoreOption = None,
-    correlation_id: CorrelationOption = None,
-    limit: LimitOption = None,
+    filters: Filters,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show and record what would be sent; send nothing.")
     ] = False,
@@ -191,7 +167,6 @@ def replay(
     wide: WideOption = False,
 ) -> None:
     """Send the selected dead letters back to the requests topic, replay.count raised by one."""
-    filters = filters_of(reason, since, until, store_id, correlation_id, limit)
     console = Console()
     operator = operator_name()
     with operator_errors():

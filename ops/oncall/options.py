@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -61,3 +64,46 @@ def filters_of(
         correlation_id=correlation_id,
         limit=limit,
     )
+
+
+# The six filter options, in the order every filtering command shows them.
+_FILTER_PARAMETERS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option)
+    for name, option in (
+        ("reason", ReasonOption),
+        ("since", SinceOption),
+        ("until", UntilOption),
+        ("store_id", StoreOption),
+        ("correlation_id", CorrelationOption),
+        ("limit", LimitOption),
+    )
+]
+
+
+def filtered(command: Callable[..., None]) -> Callable[..., None]:
+    """`command(filters, ...)` as a typer command whose first options are the six filters,
+    turned into its `filters` by `filters_of`: the filters declared here once, not in each
+    command's signature."""
+    own = [
+        parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for parameter in list(inspect.signature(command, eval_str=True).parameters.values())[1:]
+    ]
+
+    @functools.wraps(command)
+    def with_filters(
+        *,
+        reason: list[Reason] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        store_id: str | None = None,
+        correlation_id: str | None = None,
+        limit: int | None = None,
+        **kwargs: object,
+    ) -> None:
+        filters = filters_of(reason, since, until, store_id, correlation_id, limit)
+        command(filters, **kwargs)
+
+    with_filters.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*_FILTER_PARAMETERS, *own], return_annotation=None
+    )
+    return with_filters

@@ -8,8 +8,10 @@ the first outcome decided after it is printed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,11 +29,19 @@ from tests.fixtures.cluster import (
 )
 from tests.fixtures.processes import ConsumerProcessFactory
 from tests.helpers.accounting import Accounting, account
+from tests.helpers.support import holds_for, log_shows, times_logged
 from tests.helpers.workload import seed_and_send, wait_for_progress, wait_until_committed
 
 # A few thousand requests, sent at a rate that keeps traffic flowing through every fault.
 REQUESTS = 3_600
 RATE = 30.0
+# How long one node of three is watched for outcomes that must not come.
+QUIET_S = 15.0
+# What the consumer logs when a poll's transaction or its writer is refused.
+HANDED_BACK = {
+    "Kafka transaction failed, batch handed back",
+    "Kafka writer not started, poll handed back",
+}
 
 
 async def stream_counted(port: int) -> float:
@@ -89,117 +99,150 @@ async def start_stream(settings: Settings, tmp_path: Path, wait_s: float = 120) 
     return stream
 
 
-@pytest.mark.timeout(900)
-async def test_leader_coordinators_killed_and_a_rolling_restart_lose_nothing(
+@dataclass(frozen=True)
+class Rig:
+    """What both tests run on: the cluster, the database, the consumer child and a folder."""
+
+    cluster: Cluster
+    database_url: str
+    make_settings: Callable[..., Settings]
+    consumer_process: ConsumerProcessFactory
+    folder: Path
+
+    @contextlib.asynccontextmanager
+    async def running(self, settings: Settings) -> AsyncIterator[CliProcess]:
+        """The rates stream, then the consumer (yielded), until the block ends; the stream
+        must have lived through it."""
+        stream = await start_stream(settings, self.folder)
+        consumer = self.consumer_process(settings).start()
+        try:
+            yield consumer
+            assert stream.poll() is None, "the rates stream exited during the faults"
+        finally:
+            assert consumer.terminate() == 0
+            stream.stop()
+
+    async def books(self, settings: Settings, sent: int) -> tuple[Accounting, float]:
+        """The run's accounting, and what the stream counted once it caught up with it."""
+        books = await account(settings, self.database_url, sent=sent)
+        return books, await stream_counts_exactly(settings, books)
+
+
+@pytest.fixture
+def rig(
     make_cluster_settings: Callable[..., Settings],
     whole_cluster: Cluster,
     database_url: str,
     consumer_process: ConsumerProcessFactory,
     tmp_path: Path,
-) -> None:
-    cluster = whole_cluster
-    settings = make_cluster_settings()
-    await ensure_topics(settings)
-    started = time.monotonic()
-    stream = await start_stream(settings, tmp_path)
-    consumer = consumer_process(settings).start()
-    rows: list[tuple[str, int, float, float]] = []
-    try:
-        async with outcome_clock(settings) as clock:
-            sending = asyncio.create_task(
-                seed_and_send(settings, database_url, creators=1_500, requests=REQUESTS, rate=RATE)
-            )
-            await wait_for_progress(database_url, 200)
-            leaders = await cluster.leaders(settings.topic_requests)
-            targets = [
-                ("leader of the requests partitions", max(NODES, key=list(leaders.values()).count)),
-                (
-                    "transaction coordinator",
-                    await cluster.coordinator(
-                        CoordinationType.TRANSACTION,
-                        await transactional_id(settings, database_url),
-                    ),
-                ),
-                (
-                    "group coordinator",
-                    await cluster.coordinator(CoordinationType.GROUP, settings.consumer_group),
-                ),
-            ]
-            for name, node in targets:
-                killed = cluster.kill(node)
-                seconds = await first_outcome_after(clock, killed)
-                cluster.start(node)
-                resync = await cluster.wait_in_sync(settings.topic_requests)
-                rows.append((f"SIGKILL {name}", node, seconds, resync))
-            for node in NODES:
-                stopped = cluster.stop(node)
-                cluster.start(node)
-                seconds = await first_outcome_after(clock, stopped)
-                resync = await cluster.wait_in_sync(settings.topic_requests)
-                rows.append(("rolling restart (SIGTERM, start)", node, seconds, resync))
-            sent = await sending
-            assert await wait_until_committed(settings, sent) >= sent
-        books = await account(settings, database_url, sent=sent)
-        counted = await stream_counts_exactly(settings, books)
-        assert stream.poll() is None, "the rates stream exited during the faults"
-    finally:
-        assert consumer.terminate() == 0
-        stream.stop()
-    print_recovery(rows)
-    print(books.table(f"cluster faults under {RATE:g} requests/s, {sent} requests"))
+) -> Rig:
+    return Rig(whole_cluster, database_url, make_cluster_settings, consumer_process, tmp_path)
+
+
+def check_books(books: Accounting, counted: float, title: str, started: float) -> None:
+    print(books.table(title))
     print(f"stream counted {counted:.0f} of {books.outcome_records} outcome records")
     print(f"test took {time.monotonic() - started:.1f} s")
     assert books.problems() == []
     assert counted == books.outcome_records
+
+
+@pytest.mark.timeout(900)
+async def test_leader_coordinators_killed_and_a_rolling_restart_lose_nothing(rig: Rig) -> None:
+    cluster, database_url = rig.cluster, rig.database_url
+    settings = rig.make_settings()
+    await ensure_topics(settings)
+    started = time.monotonic()
+    rows: list[tuple[str, int, float, float]] = []
+    async with rig.running(settings), outcome_clock(settings) as clock:
+        sending = asyncio.create_task(
+            seed_and_send(settings, database_url, creators=1_500, requests=REQUESTS, rate=RATE)
+        )
+        await wait_for_progress(database_url, 200)
+        leaders = await cluster.leaders(settings.topic_requests)
+        targets = [
+            ("leader of the requests partitions", max(NODES, key=list(leaders.values()).count)),
+            (
+                "transaction coordinator",
+                await cluster.coordinator(
+                    CoordinationType.TRANSACTION,
+                    await transactional_id(settings, database_url),
+                ),
+            ),
+            (
+                "group coordinator",
+                await cluster.coordinator(CoordinationType.GROUP, settings.consumer_group),
+            ),
+        ]
+        for name, node in targets:
+            killed = cluster.kill(node)
+            seconds = await first_outcome_after(clock, killed)
+            cluster.start(node)
+            resync = await cluster.wait_in_sync(settings.topic_requests)
+            rows.append((f"SIGKILL {name}", node, seconds, resync))
+        for node in NODES:
+            stopped = cluster.stop(node)
+            cluster.start(node)
+            seconds = await first_outcome_after(clock, stopped)
+            resync = await cluster.wait_in_sync(settings.topic_requests)
+            rows.append(("rolling restart (SIGTERM, start)", node, seconds, resync))
+        sent = await sending
+        assert await wait_until_committed(settings, sent) >= sent
+        books, counted = await rig.books(settings, sent)
+    print_recovery(rows)
+    check_books(
+        books, counted, f"cluster faults under {RATE:g} requests/s, {sent} requests", started
+    )
     assert all(seconds < 60 for _, _, seconds, _ in rows), rows
 
 
 @pytest.mark.timeout(900)
 async def test_two_of_three_go_on_and_one_of_three_pauses_until_a_second_returns(
-    make_cluster_settings: Callable[..., Settings],
-    whole_cluster: Cluster,
-    database_url: str,
-    consumer_process: ConsumerProcessFactory,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    cluster = whole_cluster
-    settings = make_cluster_settings(consumer_max_batch=200)
+    cluster, database_url = rig.cluster, rig.database_url
+    settings = rig.make_settings(consumer_max_batch=200)
     await ensure_topics(settings)
     started = time.monotonic()
     sent = await seed_and_send(settings, database_url, creators=1_000, requests=3_000)
-    stream = await start_stream(settings, tmp_path)
-    consumer = consumer_process(settings).start()
-    try:
+    async with rig.running(settings) as consumer:
         async with outcome_clock(settings) as clock:
             await wait_for_progress(database_url, 300)
             first_down = cluster.kill(1)
             two_of_three = await first_outcome_after(clock, first_down)
             await wait_for_progress(database_url, 1_500)
+            refusals = times_logged(consumer.log_lines(), HANDED_BACK)
             second_down = cluster.kill(2)
-            # Let what was in flight settle, then watch: nothing may come out on one node.
-            await asyncio.sleep(10)
+            # What was in flight has settled once a transaction fails on the one node left
+            # (at KAFKA_COMMIT_TIMEOUT_MS): the consumer's transactions are one at a time, so
+            # any before it are over. Then watch: nothing may come out.
+            await log_shows(
+                consumer,
+                lambda lines: times_logged(lines, HANDED_BACK) > refusals,
+                "a transaction refused on one node",
+                wait_s=90,
+            )
             quiet_from = time.monotonic()
-            await asyncio.sleep(15)
+            settled_in = quiet_from - second_down
+
+            async def quiet() -> bool:
+                return clock.since(quiet_from) == 0
+
+            await holds_for(QUIET_S, quiet, "an outcome came out on one node of three")
             during_one = clock.since(quiet_from)
             returned = time.monotonic()
             cluster.start(2)
             resumed = await first_outcome_after(clock, returned)
             assert await wait_until_committed(settings, sent) >= sent
         cluster.start(1)
-        books = await account(settings, database_url, sent=sent)
-        counted = await stream_counts_exactly(settings, books)
-        assert stream.poll() is None, "the rates stream exited during the faults"
-    finally:
-        assert consumer.terminate() == 0
-        stream.stop()
+        books, counted = await rig.books(settings, sent)
     print()
     print(f"one node killed: first outcome after it in {two_of_three:.2f} s (two of three up)")
-    print(f"second node killed: {during_one} outcomes in 15 s on one of three (after 10 s)")
+    print(
+        f"second node killed: {during_one} outcomes in {QUIET_S:.0f} s on one of three "
+        f"(after {settled_in:.1f} s to settle)"
+    )
     print(f"second node back: first outcome after its start in {resumed:.2f} s")
     print(f"(second kill at {second_down - started:.1f} s into the test)")
-    print(books.table(f"two of three, then one of three, {sent} requests"))
-    print(f"stream counted {counted:.0f} of {books.outcome_records} outcome records")
-    print(f"test took {time.monotonic() - started:.1f} s")
+    check_books(books, counted, f"two of three, then one of three, {sent} requests", started)
     assert during_one == 0
-    assert books.problems() == []
-    assert counted == books.outcome_records

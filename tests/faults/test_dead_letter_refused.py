@@ -7,19 +7,22 @@ import uuid
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry
 
 from schemas.events import Reason
 from schemas.settings import Settings
 from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
     encode,
+    holds_for,
+    metric_reaches,
     read_outcomes,
     read_topic,
     request_body,
     running_consumer,
     send_requests,
 )
+from tests.helpers.workload import committed_total, wait_until_committed
 
 
 async def _set_max_message_bytes(settings: Settings, value: int) -> None:
@@ -39,17 +42,6 @@ async def _set_max_message_bytes(settings: Settings, value: int) -> None:
         await admin.close()
 
 
-async def _committed(settings: Settings) -> int | None:
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(settings.consumer_group)
-    finally:
-        await admin.close()
-    found = offsets.get(TopicPartition(settings.topic_requests, 0))
-    return found.offset if found is not None else None
-
-
 async def test_a_refused_dead_letter_keeps_its_offset_and_is_sent_once_it_can_be(
     make_settings_with_topics: MakeSettingsWithTopics, database_url: str
 ) -> None:
@@ -59,17 +51,25 @@ async def test_a_refused_dead_letter_keeps_its_offset_and_is_sent_once_it_can_be
     await _set_max_message_bytes(settings, 150)
     values = [encode(request_body(user_id=uuid.uuid4(), store_id=uuid.uuid4())) for _ in range(3)]
     await send_requests(settings, values, key=b"one")
-    async with running_consumer(settings):
-        await asyncio.sleep(4)
-        assert await _committed(settings) in (None, 0), "offset committed past a refused record"
-        assert await read_topic(settings, settings.topic_outcomes, expect=1, wait_s=1) == []
+    registry = CollectorRegistry()
+    async with running_consumer(settings, registry):
+        # Every record read twice over: a transaction was refused and its batch handed back.
+        polled = "store_publish_batch_size_records_sum"
+        await metric_reaches(registry, polled, 2 * len(values), at_least=True)
+
+        async def uncommitted() -> bool:
+            return await committed_total(settings) == 0
+
+        # From there, 4 s of refusals: no offset committed, no outcome visible.
+        _, during = await asyncio.gather(
+            holds_for(4, uncommitted, "offset committed past a refused record"),
+            read_topic(settings, settings.topic_outcomes, expect=1, wait_s=4),
+        )
+        assert during == []
         await _set_max_message_bytes(settings, 1024 * 1024)
         outcomes = await read_outcomes(settings, expect=3)
         dead = await read_topic(settings, settings.topic_dlq, expect=3)
-        for _ in range(50):
-            if await _committed(settings) == 3:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until_committed(settings, 3, wait_s=5)
     assert [o.reason for o in outcomes] == [Reason.USER_NOT_FOUND] * 3
     assert sorted(r.value for r in dead) == sorted(values)
-    assert await _committed(settings) == 3
+    assert await committed_total(settings) == 3

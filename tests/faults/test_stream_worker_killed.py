@@ -5,6 +5,7 @@ exactly once, and the alert rules fire once and resolve once across both moves."
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,21 @@ from tests.helpers.stream import (
     read_alerts,
     send_outcomes,
 )
-from tests.helpers.support import producer_for
+from tests.helpers.support import holds_for, producer_for
 
 pytestmark = pytest.mark.timeout(400)
 
 DEGRADED = 400  # 30% failed: the error-rate and rollback rules fire
 HEALTHY = 4_000  # then enough published outcomes to bring failed/all under 5%
+
+
+def _holds_all_and_evaluated_since(
+    report: dict[str, object] | None, settings: Settings, moment: datetime
+) -> bool:
+    if report is None or report.get("partitions") != list(range(settings.topic_partitions)):
+        return False
+    evaluated = report.get("last_evaluated_at")
+    return isinstance(evaluated, str) and datetime.fromisoformat(evaluated) > moment
 
 
 class Feed:
@@ -86,8 +96,20 @@ async def test_killed_workers_move_their_partitions_and_the_merge_and_count_each
         )
         survivor = evaluator_of(reports)
         assert await workers.window_reaches(DEGRADED + HEALTHY, within_s=120) == survivor
-        # Settled: nothing counted twice, however long the survivor keeps folding.
-        await asyncio.sleep(3.0)
+        reached = datetime.now(UTC)
+        # Settled once the survivor holds every partition and has evaluated since: from
+        # there, nothing counted twice, however long it keeps folding.
+        await workers.wait_for(
+            lambda r: _holds_all_and_evaluated_since(r.get(survivor), settings, reached),
+            60,
+            "the survivor holding every partition and evaluating",
+        )
+
+        async def unchanged() -> bool:
+            seen = await workers.metric(survivor, "store_publish_window_outcomes")
+            return seen == DEGRADED + HEALTHY
+
+        await holds_for(3.0, unchanged, "the survivor's window moved past every outcome sent")
         window = await workers.metric(survivor, "store_publish_window_outcomes")
         folded = await workers.metric(survivor, "store_publish_stream_outcomes_total")
         alerts = [

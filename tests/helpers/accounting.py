@@ -13,6 +13,7 @@ import asyncpg
 from schemas.events import PublishOutcome, Status
 from schemas.settings import Settings
 from tests.helpers.support import outcomes_of, read_topic
+from tests.helpers.workload import decided
 
 
 @dataclass
@@ -158,3 +159,16 @@ async def account(settings: Settings, database_url: str, *, sent: int) -> Accoun
     finally:
         await conn.close()
     return result
+
+
+async def every_request_once(
+    settings: Settings, database_url: str, *, sent: int, title: str
+) -> Accounting:
+    """The run's books, printed under `title`, once every request sent has been decided
+    exactly once and nothing is wrong with them (`Accounting.problems`)."""
+    books = await account(settings, database_url, sent=sent)
+    print()
+    print(books.table(title))
+    assert await decided(database_url) == sent
+    assert books.problems() == []
+    return books

@@ -4,10 +4,15 @@ pair, and pairs of their own beside it, each a `Services` on its own SERVICES_HO
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+
+from ops.bench.load import database_url as database_named
+from ops.db.migrate import migrate_database
 from ops.dev.services_tool import Services
 from ops.dev.services_tool.cli import run as run_command
 from ops.runtime.roles import Role
@@ -18,6 +23,37 @@ ROOT = Path(__file__).resolve().parents[2]
 def services_on(env: Mapping[str, str]) -> Services:
     """The services `ops/dev/services` would run with the environment `env`."""
     return Services.from_environ(env)
+
+
+async def on_server(server_url: str, *statements: str) -> None:
+    """`statements` one after the other on the server of `server_url`, outside a transaction
+    (as CREATE and DROP DATABASE must be)."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        for statement in statements:
+            await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+async def migrated_template(server_url: str, name: str) -> str:
+    """Database `name` on the server of `server_url`, made afresh and migrated: the template
+    each test's own database is copied from. Its URL."""
+    await on_server(
+        server_url,
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        f'CREATE DATABASE "{name}"',
+    )
+    url = database_named(server_url, name)
+    await migrate_database(url)
+    return url
+
+
+async def database_copy(server_url: str, template: str, prefix: str) -> str:
+    """A new database on the server of `server_url`, a copy of `template`: its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    await on_server(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return database_named(server_url, name)
 
 
 class OwnServices:

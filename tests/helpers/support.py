@@ -9,15 +9,17 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
+from ops.dev.processes import CliProcess
 from ops.oncall.topic_reader import RawRecord, read_until
 from schemas.events import PublishOutcome
 from schemas.requests import publish_request, request_fields
@@ -172,6 +174,21 @@ async def read_outcomes(
     return outcomes_of(records)
 
 
+async def fetch(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    """The rows of `sql`, on a connection of its own."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def fetch_value(database_url: str, sql: str, *args: object) -> object:
+    """The first column of the first row of `sql` (None when there is none)."""
+    rows = await fetch(database_url, sql, *args)
+    return rows[0][0] if rows else None
+
+
 Runner = Callable[[asyncio.Event, asyncio.Event], Coroutine[object, object, None]]
 
 
@@ -193,17 +210,44 @@ async def running(run: Runner) -> AsyncIterator[asyncio.Task[None]]:
         await asyncio.wait_for(task, timeout=60)
 
 
-@asynccontextmanager
-async def running_consumer(
+class App(Protocol):
+    """`run_consumer` and `run_stream`: run until `stop`, having set `started`."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None,
+        stop: asyncio.Event,
+        started: asyncio.Event,
+    ) -> Coroutine[object, object, None]: ...
+
+
+def running_app(
+    app: App, settings: Settings, registry: CollectorRegistry | None = None
+) -> AbstractAsyncContextManager[asyncio.Task[None]]:
+    """The real `app`, in this process, until the block ends."""
+    return running(
+        lambda stop, started: app(settings, registry=registry, stop=stop, started=started)
+    )
+
+
+def running_consumer(
     settings: Settings, registry: CollectorRegistry | None = None
-) -> AsyncIterator[asyncio.Task[None]]:
+) -> AbstractAsyncContextManager[asyncio.Task[None]]:
     """The real consumer, in this process, until the block ends."""
     from consumers.app import run_consumer
 
-    async with running(
-        lambda stop, started: run_consumer(settings, registry=registry, stop=stop, started=started)
-    ) as task:
-        yield task
+    return running_app(run_consumer, settings, registry)
+
+
+def running_stream(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> AbstractAsyncContextManager[asyncio.Task[None]]:
+    """The real rates stream, in this process, until the block ends."""
+    from streams.app import run_stream
+
+    return running_app(run_stream, settings, registry)
 
 
 async def outcomes_by_request(
@@ -220,11 +264,51 @@ async def metric_reaches(
     labels: dict[str, str] | None = None,
     *,
     wait_s: float = 30.0,
+    at_least: bool = False,
 ) -> None:
-    """Wait until the process running with `registry` reports `name` at `value`: the positive
-    signal (paused, say) after which a test can watch for what must not happen."""
+    """Wait until the process running with `registry` reports `name` at `value` (or, with
+    `at_least`, at `value` or more): the positive signal (paused, say) after which a test can
+    watch for what must not happen."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
-    while registry.get_sample_value(name, labels or {}) != value:
+
+    def reached() -> bool:
+        found = registry.get_sample_value(name, labels or {})
+        return found is not None and (found >= value if at_least else found == value)
+
+    while not reached():
         assert loop.time() < deadline, f"{name} did not reach {value} in {wait_s} s"
         await asyncio.sleep(0.05)
+
+
+async def holds_for(seconds: float, check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Assert `check()` at every look over `seconds`, the last at the end: an absence
+    watched for the whole span once the process has reached the state, not slept through."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while True:
+        assert await check(), what
+        if loop.time() >= end:
+            return
+        await asyncio.sleep(min(0.2, max(0.0, end - loop.time())))
+
+
+LogLines = list[dict[str, object]]
+
+
+def times_logged(lines: LogLines, messages: Collection[str]) -> int:
+    """How many of a process's log `lines` carry one of `messages`."""
+    return sum(1 for line in lines if line.get("message") in messages)
+
+
+async def log_shows(
+    process: CliProcess, shows: Callable[[LogLines], bool], what: str, *, wait_s: float = 60.0
+) -> None:
+    """Wait until the lines `process` has logged so far show `what` (`shows(lines)`): the
+    sign that it has reached a state, when the process is a child with only its log to ask."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while not shows(process.log_lines()):
+        assert process.poll() is None, f"{process.command} exited before it showed {what}"
+        assert loop.time() < deadline, f"{process.command} did not show {what} in {wait_s} s"
+        await asyncio.sleep(0.1)

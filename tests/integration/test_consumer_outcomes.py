@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from schemas.dead_letter import DeadLetterHeaders
+from schemas.dead_letter import DLQ_HEADER_NAMES, DeadLetterHeaders
 from schemas.events import Reason, Status, outcome_event_id
 from schemas.settings import Settings
 from tests.fixtures.settings import MakeSettings
@@ -146,13 +146,4 @@ async def test_dead_letter_keeps_key_value_and_headers_and_adds_the_contract_hea
     assert added.correlation_id == "dl-1"
     assert added.attempts == 1
     names = {name for name, _ in headers}
-    assert {
-        "dlq.reason",
-        "dlq.error",
-        "dlq.source.topic",
-        "dlq.source.partition",
-        "dlq.source.offset",
-        "dlq.attempts",
-        "dlq.failed_at",
-        "correlation_id",
-    } <= names
+    assert set(DLQ_HEADER_NAMES) <= names

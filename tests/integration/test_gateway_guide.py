@@ -15,6 +15,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
+from tests.helpers.support import fetch_value
 
 # Étape 3: Validation Staging, as the guide writes it.
 VALIDATION = """\
@@ -100,13 +101,9 @@ async def test_the_guides_load_test_publishes_once_and_answers_nine_already_publ
     assert len(bodies) == 10
     assert sum(1 for b in bodies if b.get("success") is True) == 1
     assert sum(1 for b in bodies if b.get("error") == "Store already published") == 9
-    conn = await asyncpg.connect(database_url)
-    try:
-        published = await conn.fetchval(
-            "SELECT count(*) FROM onboarding_events WHERE event_type = 'store.published'"
-        )
-    finally:
-        await conn.close()
+    published = await fetch_value(
+        database_url, "SELECT count(*) FROM onboarding_events WHERE event_type = 'store.published'"
+    )
     assert published == 1
 
 

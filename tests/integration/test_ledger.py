@@ -15,6 +15,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.helpers.support import (
     encode,
+    fetch,
     outcomes_of,
     read_outcomes,
     read_topic,
@@ -22,6 +23,8 @@ from tests.helpers.support import (
     running_consumer,
 )
 from tests.helpers.support import send_requests as send
+
+STORES = "SELECT id, status, published_at, published_by_event_id FROM stores ORDER BY id"
 
 
 def _past_the_retention(settings: Settings) -> datetime:
@@ -44,13 +47,10 @@ async def _recorded(database_url: str, event_ids: list[uuid.UUID]) -> int:
 
 
 async def _analytics(database_url: str) -> list[tuple[str, str, str | None]]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT event_type, metadata, step_id FROM onboarding_events ORDER BY 1, 2::text"
-        )
-    finally:
-        await conn.close()
+    rows = await fetch(
+        database_url,
+        "SELECT event_type, metadata, step_id FROM onboarding_events ORDER BY 1, 2::text",
+    )
     return [
         (row["event_type"], json.loads(row["metadata"])["requestEventId"], row["step_id"])
         for row in rows
@@ -142,9 +142,7 @@ async def test_an_old_request_replayed_after_its_record_is_gone_repeats_no_side_
     analytics_before = await _analytics(database_url)
     conn = await asyncpg.connect(database_url)
     try:
-        stores_before = await conn.fetch(
-            "SELECT id, status, published_at, published_by_event_id FROM stores ORDER BY id"
-        )
+        stores_before = await conn.fetch(STORES)
         await maintain_ledger(conn, settings, _past_the_retention(settings))
     finally:
         await conn.close()
@@ -158,14 +156,7 @@ async def test_an_old_request_replayed_after_its_record_is_gone_repeats_no_side_
     assert [o.status for o in first] == [Status.PUBLISHED, Status.GATED]
     assert [o.status for o in later] == [Status.ALREADY_PUBLISHED, Status.GATED]
     assert later[0].published_at == first[0].published_at
-    conn = await asyncpg.connect(database_url)
-    try:
-        stores_after = await conn.fetch(
-            "SELECT id, status, published_at, published_by_event_id FROM stores ORDER BY id"
-        )
-    finally:
-        await conn.close()
-    assert stores_after == stores_before
+    assert await fetch(database_url, STORES) == stores_before
     analytics_after = await _analytics(database_url)
     assert analytics_after == analytics_before
     assert sorted(kind for kind, _, _ in analytics_after) == ["gating.blocked", "store.published"]

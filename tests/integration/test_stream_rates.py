@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from ops.dev.processes import CliProcess
 from ops.runtime.pause_switch import read_control
 from ops.runtime.topics import ensure_topics
 from schemas.events import Alert, AlertState, Status
-from schemas.settings import Settings
 from streams.alerts import (
     AUTO_ROLLBACK,
     HIGH_ERROR_RATE,
@@ -44,17 +41,7 @@ from tests.helpers.stream import (
     read_alerts,
     send_outcomes,
 )
-from tests.helpers.support import producer_for, running
-
-
-@asynccontextmanager
-async def running_stream(
-    settings: Settings, registry: CollectorRegistry | None = None
-) -> AsyncIterator[asyncio.Task[None]]:
-    async with running(
-        lambda stop, started: run_stream(settings, stop=stop, started=started, registry=registry)
-    ) as task:
-        yield task
+from tests.helpers.support import producer_for, running_stream
 
 
 async def wait_for_gauge(

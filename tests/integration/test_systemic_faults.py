@@ -28,6 +28,7 @@ from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.cli import store_publish
 from tests.helpers.support import (
     encode,
+    metric_reaches,
     read_outcomes,
     read_topic,
     request_body,
@@ -90,6 +91,40 @@ async def consumer_with_metrics(
         yield registry
 
 
+@dataclass(frozen=True)
+class Population:
+    """One request by each of PUBLISHABLE ready and GATED blocked creators, and one more by
+    a creator of its own to warm the consumer up with."""
+
+    requests: list[bytes]
+    warm_up: bytes
+
+
+@pytest.fixture
+async def population(make_creators: MakeCreators) -> Population:
+    ready = await make_creators(PUBLISHABLE)
+    blocked = await make_creators(GATED, done=())
+    (first,) = await make_creators(1)
+    return Population(
+        [encode(request_body(c)) for c in [*ready, *blocked]], encode(request_body(first))
+    )
+
+
+async def held(
+    settings: Settings, registry: CollectorRegistry, requests: list[bytes], sqlstate: str
+) -> None:
+    """Send `requests` while the fault lasts: once the consumer has counted the fault
+    (`sqlstate`), FAULT_SECONDS without an outcome past the warm-up's."""
+    await send_requests(settings, requests)
+    await metric_reaches(
+        registry, "store_publish_database_faults_total", 1, {"sqlstate": sqlstate}, at_least=True
+    )
+    during = await read_topic(
+        settings, settings.topic_outcomes, expect=len(requests) + 1, wait_s=FAULT_SECONDS
+    )
+    assert len(during) == 1, f"requests were answered while the fault ({sqlstate}) lasted"
+
+
 async def _terminate_sessions(admin: asyncpg.Connection, role: str) -> None:
     await admin.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
@@ -133,7 +168,7 @@ async def _read_write(admin: asyncpg.Connection, role: str) -> None:
 )
 async def test_a_database_fault_pauses_publishing_and_fails_no_request(
     make_settings_with_topics: MakeSettingsWithTopics,
-    make_creators: MakeCreators,
+    population: Population,
     consumer_role: Role,
     database_url: str,
     lay: Fault,
@@ -143,24 +178,12 @@ async def test_a_database_fault_pauses_publishing_and_fails_no_request(
     settings = await make_settings_with_topics(
         database_url=consumer_role.dsn, db_outage_max_backoff_ms=500
     )
-    ready = await make_creators(PUBLISHABLE)
-    blocked = await make_creators(GATED, done=())
-    (first,) = await make_creators(1)
+    values = population.requests
     admin = await asyncpg.connect(database_url)
     try:
-        async with consumer_with_metrics(settings, encode(request_body(first))) as registry:
+        async with consumer_with_metrics(settings, population.warm_up) as registry:
             await lay(admin, consumer_role.name)
-            values = [encode(request_body(c)) for c in [*ready, *blocked]]
-            await send_requests(settings, values)
-            during = await read_topic(
-                settings, settings.topic_outcomes, expect=len(values) + 1, wait_s=FAULT_SECONDS
-            )
-            assert len(during) == 1, "requests were answered while the database was at fault"
-            faults = registry.get_sample_value(
-                "store_publish_database_faults_total", {"sqlstate": sqlstate}
-            )
-            assert faults is not None
-            assert faults >= 1
+            await held(settings, registry, values, sqlstate)
             assert registry.get_sample_value("store_publish_database_available") == 0
             if sqlstate != "25006":  # a read-only database cannot take the consumer's report
                 said = await _status_of_consumers(settings)
@@ -175,7 +198,7 @@ async def test_a_database_fault_pauses_publishing_and_fails_no_request(
 
 async def test_a_bug_in_the_batch_path_pauses_publishing_and_fails_no_request(
     settings: Settings,
-    make_creators: MakeCreators,
+    population: Population,
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -188,24 +211,13 @@ async def test_a_bug_in_the_batch_path_pauses_publishing_and_fails_no_request(
         return real(*args, **kwargs)
 
     monkeypatch.setattr("consumers.decide_in_db.effects_of", effects_of)
-    ready = await make_creators(PUBLISHABLE)
-    blocked = await make_creators(GATED, done=())
-    (first,) = await make_creators(1)
+    values = population.requests
     admin = await asyncpg.connect(database_url)
     try:
-        async with consumer_with_metrics(settings, encode(request_body(first))) as registry:
+        async with consumer_with_metrics(settings, population.warm_up) as registry:
             broken.set()
-            values = [encode(request_body(c)) for c in [*ready, *blocked]]
-            await send_requests(settings, values)
-            during = await read_topic(
-                settings, settings.topic_outcomes, expect=len(values) + 1, wait_s=FAULT_SECONDS
-            )
-            assert len(during) == 1, "requests were answered while our code was broken"
-            faults = registry.get_sample_value(
-                "store_publish_database_faults_total", {"sqlstate": "none"}
-            )
-            assert faults is not None
-            assert faults >= 1
+            # A bug is counted as a fault with no SQLSTATE.
+            await held(settings, registry, values, "none")
             broken.clear()
             outcomes = await read_outcomes(settings, expect=len(values) + 1)
         await _account(settings, admin, outcomes[1:], len(values), warmed_up=1)
