@@ -42,6 +42,7 @@ SCENARIO_SETTINGS: dict[str, object] = {
     "alert_window_seconds": 20.0,
     "alert_min_events": 10,
     "alert_evaluate_interval_seconds": 0.2,
+    "stream_fetch_max_wait_ms": 100,
     "alert_rollback_for_seconds": 0.5,
     "alert_error_rate_for_seconds": 0.5,
 }
