@@ -163,6 +163,14 @@ def test_the_secure_broker_denies_what_no_acl_allows_and_only_anonymous_loopback
     # ANONYMOUS is only ever the PLAINTEXT listeners' principal, bound to loopback.
     assert all("127.0.0.1" in listener for listener in properties["listeners"].split(","))
     assert "authorizer.class.name" not in node_properties(config(), config().node(1))
+    # A cluster is N of the same node: each authorizes alike, its listeners on loopback.
+    cluster = config(KAFKA_SECURE="1", KAFKA_BROKERS="3")
+    for node in cluster.nodes:
+        each = node_properties(cluster, node)
+        assert each["authorizer.class.name"] == properties["authorizer.class.name"]
+        assert each["super.users"] == "User:ANONYMOUS"
+        assert each["inter.broker.listener.name"] == "PLAINTEXT"
+        assert f"SASL_SSL://127.0.0.1:{node.secure_port}" in each["listeners"]
 
 
 def test_env_names_the_broker_and_database_and_nothing_else_when_plain() -> None:
