@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -30,7 +30,7 @@ from ops.bench.probes import (
     stream_group_settled,
     wait_until,
 )
-from ops.bench.profile import Recording, py_spy, summarize
+from ops.bench.profile import Recording, say_profiles, start_profiles
 from ops.bench.storage import bytes_per_request_line
 from ops.runtime.pause_switch import set_paused
 from ops.runtime.topics import create_topics
@@ -160,7 +160,7 @@ async def run_consumer_phase(
                 raise TimeoutError(f"the {stream_workers} stream worker(s) never shared the work")
             await asyncio.sleep(0.2)
         tasks = [asyncio.create_task(follower.run(stop)), asyncio.create_task(sampler.run(stop))]
-        recordings = _start_profiles(run, phase, children)
+        recordings = start_profiles(run.options.profile_dir, children)
         sources = run.cpu_sources(children)
         before, began = cpu_snapshot(sources), time.monotonic()
         await set_paused(pool, paused=False, reason=None, changed_by="bench")
@@ -192,7 +192,7 @@ async def run_consumer_phase(
             run.say(
                 f"  {child.name} logged {len(child.errors)} error line(s), first: {child.errors[0]}"
             )
-    _say_profiles(run, recordings)
+    say_profiles(run.say, recordings)
     if phase == "pipeline":  # bytes the ledger and analytics rows take per request
         run.say(await bytes_per_request_line(dsn, follower.count))
     used = cpu_used(before, after)
@@ -229,23 +229,6 @@ async def shared_idle_cores(run: Run, seconds: float) -> dict[str, float | None]
     used = cpu_used(before, cpu_snapshot(sources))
     span = time.monotonic() - began
     return {k: round(v / span, 3) if v is not None else None for k, v in used.items()}
-
-
-def _start_profiles(run: Run, phase: str, children: Sequence[Child]) -> list[Recording]:
-    folder = run.options.profile_dir
-    executable = py_spy()
-    if folder is None:
-        return []
-    if executable is None:
-        raise RuntimeError("--profile needs py-spy: pip install py-spy")
-    folder.mkdir(parents=True, exist_ok=True)
-    return [Recording(executable, c.pid, folder / f"{c.name}.txt") for c in children]
-
-
-def _say_profiles(run: Run, recordings: Sequence[Recording]) -> None:
-    for recording in recordings:
-        for line in summarize(recording.output).lines(recording.output.stem):
-            run.say(line)
 
 
 def _role(name: str, phase: str) -> str:
@@ -293,7 +276,7 @@ async def run_stream_alone(run: Run, outcomes_topic: str, expect: int) -> PhaseF
     per_second: dict[int, int] = {}
     try:
         await wait_until(lambda: stream.logged("Rates stream started"), 120.0, "the stream")
-        recordings = _start_profiles(run, phase, [stream])
+        recordings = start_profiles(run.options.profile_dir, [stream])
         sources = run.cpu_sources([stream])
         deadline = time.monotonic() + max(300.0, expect / 100)
         # The last moment the stream had counted nothing yet: the clock starts there.
@@ -318,7 +301,7 @@ async def run_stream_alone(run: Run, outcomes_topic: str, expect: int) -> PhaseF
         for recording in recordings:
             recording.stop()
         stream.stop()
-    _say_profiles(run, recordings)
+    say_profiles(run.say, recordings)
     began, before = mark
     return PhaseFigures(
         name=phase,

@@ -13,8 +13,11 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from ops.bench.probes import Child
 
 _LINE = re.compile(r":\d+\)$")
 
@@ -113,3 +116,20 @@ def summarize(path: Path) -> ProfileSummary:
         for frame in set(frames):
             total[frame] += count
     return ProfileSummary(samples, own.most_common(), total.most_common())
+
+
+def start_profiles(folder: Path | None, children: Sequence[Child]) -> list[Recording]:
+    """A py-spy recording of each child into `folder` (`--profile`); none without one."""
+    executable = py_spy()
+    if folder is None:
+        return []
+    if executable is None:
+        raise RuntimeError("--profile needs py-spy: pip install py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Recording(executable, c.pid, folder / f"{c.name}.txt") for c in children]
+
+
+def say_profiles(say: Callable[[str], None], recordings: Sequence[Recording]) -> None:
+    for recording in recordings:
+        for line in summarize(recording.output).lines(recording.output.stem):
+            say(line)

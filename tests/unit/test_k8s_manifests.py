@@ -9,7 +9,6 @@ grace period outlasts each process's SIGTERM path.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from ipaddress import ip_address
 from pathlib import Path
@@ -42,10 +41,8 @@ FIELDS = Settings.model_fields
 @pytest.fixture(scope="module", params=KUSTOMIZATIONS)
 def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     if not KUSTOMIZE.exists():
-        message = f"{KUSTOMIZE.relative_to(ROOT)} missing: run ops/dev/bootstrap (it needs Go)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        # Setup builds it: missing is a broken setup, never a reason to test nothing.
+        pytest.fail(f"{KUSTOMIZE.relative_to(ROOT)} missing: run ops/dev/bootstrap (it needs Go)")
     built = subprocess.run(
         [str(KUSTOMIZE), "build", str(ROOT / "ops" / "k8s" / request.param)],
         capture_output=True,
