@@ -215,10 +215,14 @@ def _described(admin: AdminClient, principal: str) -> list[AclBinding]:
     return list(found) if found else []
 
 
-def _key(binding: AclBinding) -> tuple[str, ...]:
-    return tuple(
-        str(part)
-        for part in (
+_Fields = tuple[ResourceType, str, ResourcePatternType, str, str, AclOperation, AclPermissionType]
+
+
+def _fields(binding: AclBinding) -> _Fields:
+    # The binding's attributes are typed loosely (enum, str or int); they hold the enums.
+    return cast(
+        _Fields,
+        (
             binding.restype,
             binding.name,
             binding.resource_pattern_type,
@@ -226,20 +230,16 @@ def _key(binding: AclBinding) -> tuple[str, ...]:
             binding.host,
             binding.operation,
             binding.permission_type,
-        )
+        ),
     )
+
+
+def _key(binding: AclBinding) -> tuple[str, ...]:
+    return tuple(str(part) for part in _fields(binding))
 
 
 def _as_filter(binding: AclBinding) -> AclBindingFilter:
-    return AclBindingFilter(
-        binding.restype,
-        binding.name,
-        binding.resource_pattern_type,
-        binding.principal,
-        binding.host,
-        binding.operation,
-        binding.permission_type,
-    )
+    return AclBindingFilter(*_fields(binding))
 
 
 def _show(binding: AclBinding) -> str:
