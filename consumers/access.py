@@ -30,13 +30,6 @@ def principal(settings: Settings) -> str:
     return f"User:{name}" if name else "User:ANONYMOUS"
 
 
-def needed(grant: KafkaGrant) -> str:
-    """An ACL as an operator would grant it: `WRITE on topic t.outcomes`."""
-    shown = f"{grant.name}*" if grant.pattern == "prefixed" else grant.name
-    operations = "+".join(grant.operations)
-    return f"{operations} on {grant.resource.replace('_', ' ')} {shown}"
-
-
 def _grant(settings: Settings, resource: str, name: str) -> KafkaGrant:
     return next(
         grant
@@ -60,17 +53,17 @@ async def check_kafka_access(settings: Settings) -> None:
         await client.close()
     for topic in answer.to_object()["topics"]:
         if topic["error_code"] == _TOPIC_AUTHORIZATION_FAILED:
-            raise NotAuthorized(who, needed(_grant(settings, "topic", topic["topic"])))
+            raise NotAuthorized(who, _grant(settings, "topic", topic["topic"]).describe())
     try:
         await fence(settings, new_transactional_id(settings, "access-check"))
     except TransactionalIdAuthorizationFailed:
         prefix = _grant(settings, "transactional_id", transactional_id_prefix(settings))
-        raise NotAuthorized(who, needed(prefix)) from None
+        raise NotAuthorized(who, prefix.describe()) from None
 
 
 def refusal(settings: Settings, error: BaseException) -> NotAuthorized | None:
     """The reader's start refused for its group: the ACL it needs."""
     if isinstance(error, GroupAuthorizationFailedError):
         group = _grant(settings, "group", settings.consumer_group)
-        return NotAuthorized(principal(settings), needed(group))
+        return NotAuthorized(principal(settings), group.describe())
     return None

@@ -26,7 +26,16 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from ops.runtime.roles import CLUSTER, KafkaGrant, Operation, Role, kafka_grants, kafka_username
+from ops.runtime.roles import (
+    CLUSTER,
+    KafkaGrant,
+    Operation,
+    PatternType,
+    Role,
+    kafka_grants,
+    kafka_username,
+)
+from ops.runtime.roles import ResourceType as GrantResource
 from schemas.settings import Settings
 
 # Every ACL of the project allows from any host: the principal, not the address, is the
@@ -55,18 +64,22 @@ class Acl:
 
     role: Role
     principal: str
-    resource: str
+    resource: GrantResource
     name: str
-    pattern: str
+    pattern: PatternType
     operation: Operation
 
     @property
+    def grant(self) -> KafkaGrant:
+        """This one operation as a grant of the role's (how grants are described)."""
+        return KafkaGrant(self.resource, self.name, self.pattern, (self.operation,))
+
+    @property
     def shown_name(self) -> str:
-        """The name, with `*` when every name starting with it is meant."""
-        return f"{self.name}*" if self.pattern == "prefixed" else self.name
+        return self.grant.shown_name
 
     def describe(self) -> str:
-        return f"{self.operation} on {self.resource.replace('_', ' ')} {self.shown_name}"
+        return self.grant.describe()
 
 
 class AclError(RuntimeError):

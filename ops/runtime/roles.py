@@ -64,6 +64,16 @@ class KafkaGrant:
     pattern: PatternType
     operations: tuple[Operation, ...]
 
+    @property
+    def shown_name(self) -> str:
+        """The name, with `*` when every name starting with it is meant."""
+        return f"{self.name}*" if self.pattern == "prefixed" else self.name
+
+    def describe(self) -> str:
+        """As an operator grants it: `WRITE on topic store.publish.outcomes`."""
+        operations = "+".join(self.operations)
+        return f"{operations} on {self.resource.replace('_', ' ')} {self.shown_name}"
+
 
 def kafka_username(role: Role) -> str:
     """The SCRAM user of `role` in the local secure setup; a managed cluster maps its own
