@@ -66,7 +66,11 @@ class Claims(Protocol):
     async def replace_writer(self, wait_s: float = ...) -> None: ...
 
 
-def inbound(record: ConsumerRecord[bytes, bytes], received_at: datetime) -> InboundRecord:
+def inbound(
+    record: ConsumerRecord[bytes, bytes], received_at: datetime, trace: PollTrace | None = None
+) -> InboundRecord:
+    """The record as the decision reads it; with the poll's `trace`, it names its request's
+    trace for the log lines written about it (`consumers.results.request_ids`)."""
     return InboundRecord(
         topic=record.topic,
         partition=record.partition,
@@ -76,6 +80,7 @@ def inbound(record: ConsumerRecord[bytes, bytes], received_at: datetime) -> Inbo
         headers=tuple((name, bytes(value)) for name, value in record.headers),
         timestamp_ms=record.timestamp,
         received_at=received_at,
+        trace_id=trace.trace_id(record) if trace is not None else None,
     )
 
 
@@ -146,7 +151,7 @@ class Committer:
     async def decide(self, batches: Batches) -> DecidedPoll:
         """Each partition's batch transaction, side by side."""
         trace = PollTrace(self._tracer, batches) if self._tracer is not None else None
-        poll = await self._decide(batches)
+        poll = await self._decide(batches, trace)
         if trace is not None:
             trace.decided(poll.results, len(poll.errors))
             poll.trace = trace
@@ -154,7 +159,7 @@ class Committer:
                 trace.handed_back()
         return poll
 
-    async def _decide(self, batches: Batches) -> DecidedPoll:
+    async def _decide(self, batches: Batches, trace: PollTrace | None) -> DecidedPoll:
         try:
             # Before the batch transactions, never after: see `PartitionClaims.writer`.
             writer = await self._claims.writer()
@@ -164,10 +169,10 @@ class Committer:
                 self._consumer.seek(tp, records[0].offset)
             log.warning("Kafka writer not started, poll handed back", error=describe(error))
             return DecidedPoll(batches, {}, None, [BatchHandedBack(str(error))])
-        decisions = await self._decide_together(batches)
+        decisions = await self._decide_together(batches, trace)
         if decisions is None:
             decisions = await asyncio.gather(
-                *(self._decide_partition(tp, records) for tp, records in batches.items()),
+                *(self._decide_partition(tp, records, trace) for tp, records in batches.items()),
                 return_exceptions=True,
             )
         errors = [d for d in decisions if isinstance(d, BaseException)]
@@ -238,7 +243,7 @@ class Committer:
         return Committed(poll, True, [])
 
     async def _decide_together(
-        self, batches: Batches
+        self, batches: Batches, trace: PollTrace | None
     ) -> list[list[Result] | BaseException | None] | None:
         """A small poll of several partitions in one database transaction: at low rates a
         poll's statements cost more than its records, and one transaction for six partitions
@@ -259,7 +264,7 @@ class Committer:
         now = datetime.now(UTC)
         try:
             decided = await self._decider.handle_together(
-                [([inbound(r, now) for r in batches[tp]], claims[tp]) for tp in held]
+                [([inbound(r, now, trace) for r in batches[tp]], claims[tp]) for tp in held]
             )
         except DecideSeparately as why:
             log.info("Poll decided a partition at a time", why=str(why))
@@ -275,7 +280,10 @@ class Committer:
         return [mine.get(tp) for tp in batches]
 
     async def _decide_partition(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+        self,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+        trace: PollTrace | None,
     ) -> list[Result] | None:
         """The batch's results, decided and written in its database transaction; None when
         the batch is not this consumer's to decide."""
@@ -284,7 +292,7 @@ class Committer:
             return None
         now = datetime.now(UTC)
         try:
-            return await self._decider.handle([inbound(r, now) for r in records], claim)
+            return await self._decider.handle([inbound(r, now, trace) for r in records], claim)
         except PartitionLost:
             log.warning("Partition claimed by another consumer", partition=tp.partition)
             self._claims.drop(tp)

@@ -196,11 +196,9 @@ class ConsumerLoop:
             return None
         committed = await task
         if committed.ok:
-            trace = committed.poll.trace
-            trace_id = trace.trace_id if trace is not None else None
             for results in committed.poll.results.values():
                 self._metrics.observe(results)
-                log_committed(results, trace_id)
+                log_committed(results)
                 self.processed += len(results)
             if committed.poll.results and not committed.poll.errors:
                 self._holding.went_through()

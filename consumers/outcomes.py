@@ -32,6 +32,8 @@ class InboundRecord(NamedTuple):
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
     received_at: datetime
+    # The trace of its request span, with tracing on (None off): for its log lines.
+    trace_id: str | None = None
 
     @property
     def position(self) -> str:

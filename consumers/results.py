@@ -5,7 +5,7 @@ check blocked`, `Request rejected`, `Failed to publish store`). Pure but for tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -119,11 +119,19 @@ class Results:
         return self._result(item.record, outcome, error)
 
 
-def log_committed(
-    results: Sequence[Result], trace_id: Callable[[InboundRecord], str | None] | None = None
-) -> None:
-    """The runbook's line of each outcome committed to Kafka, once per outcome record; with
-    `trace_id` (tracing on), the request's `traceId` beside its `correlationId`.
+def request_ids(record: InboundRecord, correlation_id: str) -> dict[str, object]:
+    """The ids a log line about one request carries: its `correlationId` and, with tracing
+    on, the `traceId` of its request span. The consumer's lines are written outside that
+    span (a poll's requests are decided together), so the record names its trace."""
+    ids: dict[str, object] = {"correlationId": correlation_id}
+    if record.trace_id is not None:
+        ids["traceId"] = record.trace_id
+    return ids
+
+
+def log_committed(results: Sequence[Result]) -> None:
+    """The runbook's line of each outcome committed to Kafka, once per outcome record, with
+    the request's ids (`request_ids`).
 
     Written here, not where the outcome is decided: a batch handed back, a transaction
     rolled back or a poll decided again after its Kafka commit failed would otherwise log
@@ -134,13 +142,9 @@ def log_committed(
         if line is None:
             continue
         level, message = line
-        fields: dict[str, object] = {
-            "correlationId": outcome.correlation_id,
-            "userId": _text(outcome.user_id),
-            "storeId": _text(outcome.store_id),
-        }
-        if trace_id is not None:
-            fields["traceId"] = trace_id(result.record)
+        fields = request_ids(result.record, outcome.correlation_id)
+        fields["userId"] = _text(outcome.user_id)
+        fields["storeId"] = _text(outcome.store_id)
         if outcome.status is Status.GATED:
             fields["missingStep"] = outcome.missing_steps[0] if outcome.missing_steps else None
             fields["missingSteps"] = outcome.missing_steps

@@ -37,7 +37,7 @@ from tenacity import (
 
 from consumers.errors import DatabaseFault, DatabaseUnavailable, HandedBack
 from consumers.repository import PartitionClaim
-from consumers.results import Authenticated, Result, Results
+from consumers.results import Authenticated, Result, Results, request_ids
 from ops.runtime.faults import Fault, classify, describe, is_unreachable, is_worth_retrying
 from schemas.events import Reason
 from schemas.settings import Settings
@@ -147,6 +147,7 @@ class RetryFlow:
             # each alone.
             log.warning(
                 "Batch transaction failed, retrying its requests one by one",
+                **_ids(items[0]),
                 error=describe(error),
                 batchSize=len(items),
             )
@@ -158,7 +159,7 @@ class RetryFlow:
             log.warning(
                 "Retry attempt",
                 attempt=2,
-                correlationId=item.request.effective_correlation_id,
+                **_ids(item),
                 error="batch transaction failed",
             )
             result, failure = await self._alone(item, claim)
@@ -182,7 +183,7 @@ class RetryFlow:
             log.warning(
                 "Retry attempt",
                 attempt=state.attempt_number + 1,
-                correlationId=items[0].request.effective_correlation_id,
+                **_ids(items[0]),
                 batchSize=len(items),
                 error=describe(failure) if failure else None,
             )
@@ -204,7 +205,7 @@ class RetryFlow:
         self, item: Authenticated, claim: PartitionClaim
     ) -> tuple[Result, BaseException | None]:
         """The request's result, and the error that failed it (None when it was decided)."""
-        correlation_id = item.request.effective_correlation_id
+        ids = _ids(item)
         attempts = 1  # the batch transaction was this request's first attempt
         progress = Progress()
 
@@ -213,7 +214,7 @@ class RetryFlow:
             log.warning(
                 "Retry attempt",
                 attempt=attempts + state.attempt_number + 1,
-                correlationId=correlation_id,
+                **ids,
                 error=describe(failure) if failure else None,
             )
 
@@ -242,6 +243,11 @@ class RetryFlow:
             )
             return self._results.failed(item, reason, made, describe(error)), error
         raise AssertionError("unreachable")
+
+
+def _ids(item: Authenticated) -> dict[str, object]:
+    """A retry line's request ids: a batch's lines name its first request."""
+    return request_ids(item.record, item.request.effective_correlation_id)
 
 
 def _break_when_all_failed_alike(

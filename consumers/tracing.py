@@ -96,7 +96,8 @@ class PollTrace:
         span = self._requests.get(_position(record))
         return tuple(span_headers(span)) if span is not None else ()
 
-    def trace_id(self, record: InboundRecord) -> str | None:
+    def trace_id(self, record: ConsumerRecord[bytes, bytes] | InboundRecord) -> str | None:
+        """The trace of the record's request span (None when the record is not this poll's)."""
         span = self._requests.get(_position(record))
         return trace_id_of(span) if span is not None else None
 

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.security",
     "tests.fixtures.cluster",
     "tests.fixtures.gateway",
+    "tests.fixtures.tracing",
 ]
 
 TESTS = Path(__file__).resolve().parent

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.structs import TopicPartition
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from structlog.testing import capture_logs
 
-from consumers.commit import inbound, outbound
-from consumers.results import Result, Results
+from consumers.batch import BatchHandler
+from consumers.commit import Committer, inbound, outbound
+from consumers.results import Authenticated, Result, Results
 from consumers.screening import Refusal
 from consumers.tracing import PollTrace
 from ops.oncall.replay import _replay_span
@@ -32,23 +34,15 @@ from ops.runtime.tracing import (
     tracing,
 )
 from schemas.events import Reason
+from schemas.settings import Settings
 from streams.tracing import traced_fetches
+from tests.fixtures.tracing import Traces
+from tests.helpers.decision_store import ScriptedStore, authenticated
+from tests.helpers.fake_edges import FakeClaims, FakeKafka, FakeWriter
 
 TOPIC = "requests"
 TP = TopicPartition(TOPIC, 0)
 PARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def tracer(exporter: InMemorySpanExporter) -> Tracer:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider.get_tracer("test")
 
 
 @pytest.mark.parametrize(
@@ -184,6 +178,9 @@ def test_a_request_span_continues_its_record_and_its_outcome_carries_it(
     assert _traceparent(first_letter.headers) == [PARENT]
     assert _traceparent(second_letter.headers) == _traceparent(second_outcome.headers)
     assert poll.trace_id(inbound(carried, datetime.now(UTC))) == PARENT.decode()[3:35]
+    # The records the poll decides name their request's trace, for their log lines.
+    assert inbound(carried, datetime.now(UTC), poll).trace_id == PARENT.decode()[3:35]
+    assert inbound(carried, datetime.now(UTC)).trace_id is None
 
 
 def test_a_poll_handed_back_ends_its_request_spans_as_handed_back_once(
@@ -244,3 +241,97 @@ def test_a_replayed_record_goes_back_in_its_own_trace_linked_to_the_replay(
     assert _traceparent(tuple(headers)) == [
         f"00-{PARENT.decode()[3:35]}-{send.context.span_id:016x}-01".encode()
     ]
+
+
+LOCK_TIMEOUT = asyncpg.exceptions.LockNotAvailableError
+
+
+def _request_record(
+    item: Authenticated, headers: list[tuple[str, bytes]]
+) -> ConsumerRecord[bytes, bytes]:
+    record = item.record
+    return ConsumerRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=record.timestamp_ms,
+        timestamp_type=0,
+        key=record.key,
+        value=record.value,
+        checksum=None,
+        serialized_key_size=len(record.key or b""),
+        serialized_value_size=len(record.value or b""),
+        headers=headers,
+    )
+
+
+async def _decide_with_a_stuck_store(
+    tracer: Tracer | None, failures: list[BaseException]
+) -> tuple[list[Authenticated], list[dict[str, Any]]]:
+    """A poll of two requests, one traced by its caller, through the real committer, batch
+    handler and retry flow; the second request's store fails `failures` first. Its log lines."""
+    items = [authenticated(0), authenticated(1)]
+    store = ScriptedStore()
+    store.fail[items[1].request.store_id] = failures
+    settings = Settings(
+        _env_file=None,
+        topic_outcomes="outcomes",
+        topic_dlq="dlq",
+        retry_max_attempts=3,
+        retry_initial_delay_ms=1,
+        retry_max_delay_ms=4,
+    )
+    committer = Committer(
+        settings,
+        FakeKafka(0),
+        FakeClaims(FakeWriter()),
+        BatchHandler(settings, store),
+        tracer,
+    )
+    records = [_request_record(items[0], [("traceparent", PARENT)]), _request_record(items[1], [])]
+    with capture_logs() as logs:
+        poll = await committer.decide({TP: records})
+        committed = await committer.commit(poll)
+    assert committed.ok
+    assert [r.outcome.status.value for r in poll.results[TP]] == ["published", "published"]
+    return items, logs
+
+
+@pytest.mark.parametrize(
+    ("failures", "retries"),
+    [
+        # One request's store stuck: the batch fails, each request is retried alone, the
+        # stuck one twice.
+        ([LOCK_TIMEOUT("lock timeout")] * 2, [(2, "corr-0"), (2, "corr-1"), (3, "corr-1")]),
+        # The connection lost: the whole batch again, its line naming its first request.
+        ([ConnectionRefusedError(111, "refused")], [(2, "corr-0")]),
+    ],
+)
+async def test_retry_lines_carry_the_trace_id_of_their_request(
+    traces: Traces, failures: list[BaseException], retries: list[tuple[int, str]]
+) -> None:
+    _, logs = await _decide_with_a_stuck_store(traces.tracer, failures)
+    retried = [line for line in logs if line["event"] == "Retry attempt"]
+    assert [(line["attempt"], line["correlationId"]) for line in retried] == retries
+    requests = traces.named(f"process {TOPIC}")
+    trace_of = {
+        span.attributes["store_publish.correlation_id"]: format(span.context.trace_id, "032x")
+        for span in requests
+        if span.attributes is not None
+    }
+    # The caller's trace for the request that came with one, a trace of its own for the other.
+    assert trace_of["corr-0"] == PARENT.decode()[3:35]
+    assert len(set(trace_of.values())) == 2
+    for line in retried:
+        assert line["traceId"] == trace_of[line["correlationId"]]
+    for line in logs:
+        if line["event"] == "Batch transaction failed, retrying its requests one by one":
+            assert (line["correlationId"], line["traceId"]) == ("corr-0", trace_of["corr-0"])
+
+
+async def test_with_tracing_off_retry_lines_carry_no_trace_id() -> None:
+    _, logs = await _decide_with_a_stuck_store(None, [LOCK_TIMEOUT("lock timeout")] * 2)
+    retried = [line for line in logs if line["event"] == "Retry attempt"]
+    assert len(retried) == 3
+    assert all("correlationId" in line for line in logs if "attempt" in line)
+    assert not [line for line in logs if "traceId" in line]
