@@ -33,6 +33,8 @@ class PhaseFigures(SteadyRateCpu):
     # cores) with nothing of the run going, just before (`phases.shared_idle_cores`).
     offered_rate: float | None = None
     shared_idle_cores: dict[str, float | None] = field(default_factory=dict)
+    # A traced phase: the OTLP exports (and their bytes) its processes sent to the sink.
+    trace_export: dict[str, int] | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -181,6 +183,7 @@ class PhaseFigures(SteadyRateCpu):
             "cpu_us_per_request_net_of_idle": self.net_of_idle_us_per_request(),
             "kafka_transactions": self.kafka_transactions,
             "kafka_transactions_per_s": self.kafka_transactions_per_s,
+            "trace_export": self.trace_export,
             "poll_step_mean_ms": self.poll_steps.mean_ms() if self.poll_steps else None,
             "polls": max(self.poll_steps.counts.values(), default=0) if self.poll_steps else None,
             "per_second": self.per_second,

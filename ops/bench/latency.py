@@ -14,6 +14,8 @@ import asyncio
 import random
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import replace
 
 from aiokafka.producer.message_accumulator import BatchBuilder
 
@@ -21,7 +23,10 @@ from consumers.kafka_io import partition_for
 from ops.bench.context import Run
 from ops.bench.figures import LatencyFigures, PhaseFigures
 from ops.bench.load import Request, fast_producer, random_kind, request_for
+from ops.bench.otlp_sink import running_sink
 from ops.bench.phases import Feed, run_consumer_phase, shared_idle_cores
+from ops.bench.probes import TRACING_OFF, free_port
+from ops.runtime.tracing import TRACEPARENT
 from schemas.settings import Settings
 
 # How often the load generator sends what fell due: at 1,000/s, 50 requests at a time,
@@ -83,26 +88,60 @@ def paced_feed(requests: Sequence[Request], rate: float, sent: dict[str, int]) -
     return feed
 
 
+def in_traces(requests: Sequence[Request], rng: random.Random) -> list[Request]:
+    """Each request with a `traceparent` of its own (sampled), as a traced gateway or
+    upstream producer sends it: the consumer continues that trace."""
+    return [
+        replace(
+            request,
+            headers=[
+                *request.headers,
+                (
+                    TRACEPARENT,
+                    f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-01".encode("ascii"),
+                ),
+            ],
+        )
+        for request in requests
+    ]
+
+
 async def run_steady(
-    run: Run, phase: str, rate: float, seconds: float, rng: random.Random
+    run: Run, phase: str, rate: float, seconds: float, rng: random.Random, *, traced: bool = False
 ) -> tuple[LatencyFigures, PhaseFigures]:
     """`phase`: requests at `rate` for `seconds` after the warm-up (excluded from the
-    quantiles, not from the CPU figures)."""
+    quantiles, not from the CPU figures). `traced`: the consumer and the stream trace, through
+    the SDK's OTLP/HTTP exporter, to a sink on loopback that drops what it gets
+    (`ops.bench.otlp_sink`), and each request comes with a `traceparent` of its own."""
     warmup = int(rate * run.options.warmup_seconds)
     requests = planned(run, warmup + int(rate * seconds), rng)
     idle = await shared_idle_cores(run, run.options.shared_idle_seconds)
     sent: dict[str, int] = {}
-    figures, follower = await run_consumer_phase(
-        run,
-        phase,
-        requests_topic=run.topic(f"{phase}.requested"),
-        expect=len(requests),
-        feed=paced_feed(requests, rate, sent),
-        offered_rate=rate,
-        # The lag at a steady rate moves slowly; a sample is a dozen requests to the broker
-        # and the stream, which the bench's own CPU would otherwise be mostly made of.
-        sample_interval_s=1.0,
-    )
+    async with AsyncExitStack() as stack:
+        environ = TRACING_OFF
+        sink = None
+        if traced:
+            requests = in_traces(requests, rng)
+            sink = await stack.enter_async_context(
+                running_sink(free_port(), run.workdir / f"{phase}-otlp-sink.log")
+            )
+            environ = sink.environment()
+        figures, follower = await run_consumer_phase(
+            run,
+            phase,
+            requests_topic=run.topic(f"{phase}.requested"),
+            expect=len(requests),
+            feed=paced_feed(requests, rate, sent),
+            offered_rate=rate,
+            # The lag at a steady rate moves slowly; a sample is a dozen requests to the
+            # broker and the stream, which the bench's own CPU would otherwise be mostly
+            # made of.
+            sample_interval_s=1.0,
+            environ=environ,
+        )
+        if sink is not None:
+            # The children have stopped: their batch processors flushed on the way out.
+            figures.trace_export = await sink.received()
     figures.shared_idle_cores = idle
     ordered = sorted(sent.items(), key=lambda item: item[1])[warmup:]
     record_ms: list[float] = []

@@ -30,3 +30,18 @@ class BenchOptions:
     keep: bool = False
     # py-spy on the consumer and stream processes of each phase, raw stacks written here.
     profile_dir: Path | None = None
+    # The latency phase again with the consumer and the stream tracing (OTLP to a sink on
+    # loopback that drops): what tracing costs each process, off and on in one run.
+    tracing: bool = False
+
+    def refusal(self) -> str | None:
+        """Why these options cannot run together, or None."""
+        for name, count in (("--workers", self.workers), ("--stream-workers", self.stream_workers)):
+            if count < 1:
+                return f"{name} must be at least 1, not {count}"
+        if self.tracing and self.latency_seconds <= 0:
+            return (
+                "--tracing runs the latency phase traced beside it untraced: "
+                "--latency-seconds must be over 0"
+            )
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import asyncpg
@@ -22,6 +22,7 @@ from ops.bench.load import (
 )
 from ops.bench.poll_steps import PollSteps, poll_steps
 from ops.bench.probes import (
+    TRACING_OFF,
     Child,
     LagSampler,
     OutcomeReader,
@@ -103,10 +104,12 @@ async def run_consumer_phase(
     feed: Feed | None = None,
     offered_rate: float | None = None,
     sample_interval_s: float = 0.25,
+    environ: Mapping[str, str] = TRACING_OFF,
     **extra: object,
 ) -> tuple[PhaseFigures, OutcomeReader]:
-    """The consumer(s) and the stream worker(s) as child processes until `expect` outcomes
-    are out, then until the stream has counted them all."""
+    """The consumer(s) and the stream worker(s) as child processes, with `environ` (their
+    `OTEL_*` variables), until `expect` outcomes are out, then until the stream has counted
+    them all."""
     dsn = await copy_database(run.base.dsn(), run.template, f"bench_{run.run_id}_{phase}")
     run.databases.append(f"bench_{run.run_id}_{phase}")
     settings = run.settings(phase, requests_topic, dsn, **extra)
@@ -125,11 +128,13 @@ async def run_consumer_phase(
             "stream",
             settings.model_copy(update={"stream_http_port": port}),
             run.workdir,
+            environ,
         )
         for i, port in enumerate(ports)
     ]
     consumers = [
-        Child(f"{phase}-consumer-{i + 1}", "consume", settings, run.workdir) for i in range(workers)
+        Child(f"{phase}-consumer-{i + 1}", "consume", settings, run.workdir, environ)
+        for i in range(workers)
     ]
     children = [*streams, *consumers]
     stop = asyncio.Event()

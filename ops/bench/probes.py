@@ -8,7 +8,7 @@ import json
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +22,24 @@ from ops.dev.processes import CliProcess
 from ops.oncall.topic_reader import following
 from schemas.settings import Settings
 
+# A benchmarked process traces only when its phase says so, whatever the bench's own
+# environment has.
+TRACING_OFF = {"OTEL_TRACES_EXPORTER": "none"}
+
 
 class Child(CliProcess):
-    """A benchmarked `python -m ops.cli CMD`, started at once in `workdir`; its log there."""
+    """A benchmarked `python -m ops.cli CMD`, started at once in `workdir`; its log there.
+    `environ`: the `OTEL_*` variables it runs with (untraced by default)."""
 
-    def __init__(self, name: str, command: str, settings: Settings, workdir: Path) -> None:
-        super().__init__(command, settings, workdir / f"{name}.log", cwd=workdir)
+    def __init__(
+        self,
+        name: str,
+        command: str,
+        settings: Settings,
+        workdir: Path,
+        environ: Mapping[str, str] = TRACING_OFF,
+    ) -> None:
+        super().__init__(command, settings, workdir / f"{name}.log", cwd=workdir, environ=environ)
         self.name = name
         self._scanned = 0
         self.errors: list[str] = []

@@ -11,6 +11,7 @@ from ops.bench.floor import FloorFigures
 from ops.bench.gateway import GatewayFigures
 from ops.bench.options import BenchOptions
 from ops.bench.steady_cpu import PIPELINE
+from ops.bench.tracing_cost import TracingCost
 
 TARGETS = {
     # Flooded: the pre-loaded requests as fast as they go.
@@ -53,6 +54,9 @@ class Report:
     baseline: PhaseFigures | None = None
     latency: LatencyFigures | None = None
     latency_phase: PhaseFigures | None = None
+    # `--tracing`: the latency phase again, traced.
+    latency_traced: LatencyFigures | None = None
+    latency_traced_phase: PhaseFigures | None = None
     floor: FloorFigures | None = None
     low_rate: LatencyFigures | None = None
     low_rate_phase: PhaseFigures | None = None
@@ -86,6 +90,18 @@ class Report:
         mine = self.latency.record_ms["p99"] if self.latency else None
         floor = self.floor.record_ms["p99"] if self.floor else None
         return round(mine / floor, 2) if mine is not None and floor else None
+
+    def tracing_cost(self) -> TracingCost | None:
+        """Tracing off and on at the latency phase's rate, in this run; None unless
+        `--tracing` ran."""
+        off, on = self.latency_phase, self.latency_traced_phase
+        if off is None or on is None:
+            return None
+        return TracingCost.of(off, on, self.latency, self.latency_traced)
+
+    def tracing_lines(self) -> list[str]:
+        cost = self.tracing_cost()
+        return cost.lines() if cost is not None else []
 
     def targets(self) -> dict[str, dict[str, object]]:
         alone, out = self.stream_alone, self.scale_out
@@ -135,6 +151,7 @@ class Report:
                 ("scale_out", self.scale_out),
                 ("baseline", self.baseline),
                 ("latency", self.latency_phase),
+                ("latency_traced", self.latency_traced_phase),
                 ("low_rate", self.low_rate_phase),
             )
             if phase is not None
@@ -157,6 +174,8 @@ class Report:
             "latency_visible_ms": self.latency.visible_ms if self.latency else None,
             "latency_waiting_ms": self.latency.waiting_ms if self.latency else None,
             "latency_requests": self.latency.measured if self.latency else None,
+            "latency_traced_ms": self.latency_traced.record_ms if self.latency_traced else None,
+            "tracing": cost.as_json() if (cost := self.tracing_cost()) else None,
             "floor": self.floor.as_json() if self.floor else None,
             "latency_p99_to_floor": self.latency_to_floor(),
             "low_rate_latency_ms": self.low_rate.record_ms if self.low_rate else None,
@@ -201,9 +220,10 @@ class Report:
             )
         if self.pipeline is not None:
             lines.append(f"  CPU seconds, pipeline phase: {self.pipeline.cpu_text()}")
-        for steady in (self.latency_phase, self.low_rate_phase):
+        for steady in (self.latency_phase, self.latency_traced_phase, self.low_rate_phase):
             if steady is not None:
                 lines.extend(steady.cpu_table())
+        lines.extend(self.tracing_lines())
         lines.append(f"  stream max lag (committed offsets): {self.stream_max_lag()}")
         if self.load_before is not None and self.load_after is not None:
             lines.append(

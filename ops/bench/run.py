@@ -13,6 +13,9 @@ database, `bench_<run>_*`), all removed at the end:
   one awaited Kafka transaction per request, on the first `baseline_requests` requests;
 - latency: requests offered at a fixed rate; outcome minus request record timestamps, and
   each process's CPU per request at that rate;
+- latency, traced (`--tracing`): the same with the consumer and the stream tracing through
+  the SDK's OTLP/HTTP exporter to a sink on loopback that drops (`ops.bench.otlp_sink`),
+  each request in a trace of its own: each process's CPU per request off and on;
 - low rate: the same at `low_rate` (100/s): each process's CPU, the four in cores;
 - the exactly-once floor: the same rate through the consumer's Kafka path alone (a copier
   with the consumer's transactional writer, no database, no validation).
@@ -126,6 +129,19 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
                 say(f"  latency phase poll steps, mean ms: {steps.text()}")
             for line in report.latency_phase.cpu_table():
                 say(line)
+            if options.tracing:
+                say(
+                    f"latency, traced: the same at {options.rate:,.0f}/s with the consumer and "
+                    "the stream exporting OTLP to a sink on loopback that drops"
+                )
+                report.latency_traced, report.latency_traced_phase = await run_steady(
+                    run, "latency-traced", options.rate, options.latency_seconds, rng, traced=True
+                )
+                say(report.latency_traced.line())
+                for line in report.latency_traced_phase.cpu_table():
+                    say(line)
+                for line in report.tracing_lines():
+                    say(line)
             say("exactly-once floor: the same rate through the consumer's Kafka path alone")
             report.floor = await run_floor(run, rng)
             say(report.floor.line())

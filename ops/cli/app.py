@@ -258,6 +258,14 @@ def bench(
     profile: Annotated[
         Path | None, typer.Option(help="Record py-spy profiles of the consumer and stream here.")
     ] = None,
+    tracing: Annotated[
+        bool,
+        typer.Option(
+            "--tracing",
+            help="Also run the latency phase with the consumer and stream tracing (OTLP to a "
+            "loopback sink that drops): CPU per request, tracing off and on.",
+        ),
+    ] = False,
 ) -> None:
     """Throughput (passthrough, pipeline, baseline), latency at a fixed rate, CPU and lag."""
     from ops.bench.chart import write_chart
@@ -269,11 +277,6 @@ def bench(
     with operator_errors(quiet_kafka=False):
         settings = load_settings()
         configure_logging("ERROR")
-        for name, count in (("--workers", workers), ("--stream-workers", stream_workers)):
-            if count < 1:
-                raise OperatorError(
-                    f"{name} must be at least 1, not {count}", ExitCode.BAD_ARGUMENTS
-                )
         options = BenchOptions(
             requests=requests,
             creators=creators,
@@ -287,7 +290,11 @@ def bench(
             gateway_clients=gateway_clients,
             keep=keep,
             profile_dir=profile,
+            tracing=tracing,
         )
+        refusal = options.refusal()
+        if refusal is not None:
+            raise OperatorError(refusal, ExitCode.BAD_ARGUMENTS)
 
         async def run() -> Report:
             await reach_services(settings)

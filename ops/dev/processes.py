@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from schemas.settings import Settings
@@ -19,19 +20,27 @@ class CliProcess:
     """One `store-publish COMMAND` child, started by `start` and ended by `stop` or `kill`."""
 
     def __init__(
-        self, command: str, settings: Settings, log_path: Path, *, cwd: Path | None = None
+        self,
+        command: str,
+        settings: Settings,
+        log_path: Path,
+        *,
+        cwd: Path | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """`environ`: variables that are not settings (`OTEL_*`, say), set on top."""
         self.command = command
         self.log_path = log_path
         self._settings = settings
         self._cwd = cwd
+        self._environ = dict(environ or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> CliProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ops.cli", self.command],
-                env=self._settings.child_environment(),
+                env={**self._settings.child_environment(), **self._environ},
                 cwd=self._cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -80,3 +80,10 @@ def test_bench_refuses_fewer_than_one_worker_in_one_line(
 ) -> None:
     ran = run(services, "bench", option, "0")
     one_line(ran, ExitCode.BAD_ARGUMENTS, option, "at least 1")
+
+
+def test_bench_refuses_tracing_without_the_latency_phase_in_one_line(
+    services: dict[str, str],
+) -> None:
+    ran = run(services, "bench", "--tracing", "--latency-seconds", "0")
+    one_line(ran, ExitCode.BAD_ARGUMENTS, "--tracing", "--latency-seconds must be over 0")

@@ -4,9 +4,14 @@ CPU at a steady rate with the targets the summary checks."""
 
 from __future__ import annotations
 
+import random
+import re
+
 from ops.bench.chart import rolling_mean
 from ops.bench.figures import LatencyFigures, PhaseFigures
 from ops.bench.floor import FloorFigures
+from ops.bench.latency import in_traces
+from ops.bench.load import Request
 from ops.bench.options import BenchOptions
 from ops.bench.poll_steps import PollSteps
 from ops.bench.probes import LagSample
@@ -159,3 +164,68 @@ def test_the_summary_checks_the_steady_rate_targets_against_the_same_run() -> No
     assert phases["latency"]["cpu_us_per_request"]["the four"] == 420.0
     summary = "\n".join(report.summary())
     assert "CPU at 1,000/s" in summary
+
+
+def test_tracing_is_measured_beside_an_untraced_latency_phase_only() -> None:
+    assert BenchOptions(tracing=True).refusal() is None
+    refusal = BenchOptions(tracing=True, latency_seconds=0).refusal()
+    assert refusal is not None
+    assert "--tracing" in refusal
+    assert "--latency-seconds" in refusal
+    assert BenchOptions(latency_seconds=0).refusal() is None
+    assert BenchOptions(workers=0).refusal() == "--workers must be at least 1, not 0"
+
+
+def test_the_traced_requests_each_start_a_trace_of_their_own() -> None:
+    requests = [Request(b"k", b"{}", [("signature", b"sha256=ab")], str(i)) for i in range(3)]
+    traced = in_traces(requests, random.Random(7))
+    parents = [dict(r.headers)["traceparent"].decode() for r in traced]
+    assert all(re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", p) for p in parents)
+    assert len({p.split("-")[1] for p in parents}) == 3
+    assert [r.headers[0] for r in traced] == [("signature", b"sha256=ab")] * 3
+    assert requests[0].headers == [("signature", b"sha256=ab")]  # the plan is left as it was
+
+
+def test_the_report_gives_each_process_cpu_with_tracing_off_and_on() -> None:
+    off = steady({"consumer-1": 0.2, "stream": 0.04, "broker": 0.3, "postgres": 0.24})
+    on = steady({"consumer-1": 0.4, "stream": 0.05, "broker": 0.32, "postgres": 0.24})
+    on.trace_export = {"exports": 9, "bytes": 812_000}
+    report = Report(
+        run_id="r1",
+        cores=2,
+        options=BenchOptions(tracing=True),
+        latency_phase=off,
+        latency_traced_phase=on,
+        latency=LatencyFigures.of([10.0, 20.0], [11.0, 21.0], [1.0, 2.0], 1000.0, 2.0),
+        latency_traced=LatencyFigures.of([12.0, 30.0], [13.0, 31.0], [1.0, 2.0], 1000.0, 2.0),
+    )
+    figures = report.as_json()
+    tracing = figures["tracing"]
+    assert isinstance(tracing, dict)
+    assert tracing["rate"] == 1000.0
+    assert tracing["cpu_us_per_request_off"]["consumer"] == 100.0
+    assert tracing["cpu_us_per_request_on"]["consumer"] == 200.0
+    assert tracing["cpu_us_per_request_added"] == {
+        "consumer": 100.0,
+        "stream": 5.0,
+        "broker": 10.0,
+        "postgres": 0.0,
+        "load generator": None,
+        "the four": 115.0,
+    }
+    assert (tracing["latency_p99_ms_off"], tracing["latency_p99_ms_on"]) == (20.0, 30.0)
+    assert tracing["trace_export"] == {"exports": 9, "bytes": 812_000}
+    assert "otlp" in tracing["exporter"]
+    phases = figures["phases"]
+    assert isinstance(phases, dict)
+    assert set(phases) == {"latency", "latency_traced"}
+    summary = "\n".join(report.summary())
+    assert "tracing at 1,000/s, CPU µs per request, off -> on (added)" in summary
+    assert "consumer            100.0 ->    200.0 (+100.0)" in summary
+    assert "OTLP exports 9 (812,000 bytes)" in summary
+
+
+def test_without_tracing_the_report_has_no_tracing_figures() -> None:
+    report = Report(run_id="r1", cores=2, options=BenchOptions(), latency_phase=steady({}))
+    assert report.as_json()["tracing"] is None
+    assert not [line for line in report.summary() if "tracing" in line]
