@@ -138,6 +138,12 @@ async def test_one_request_is_one_connected_trace_from_the_gateway_to_the_outcom
     (answer,) = await read_topic(settings, settings.topic_outcomes, expect=1)
     span_id = hex_id(process.context.span_id, 16)
     assert traced_by(answer) == (CALLER_TRACE, span_id)
+    # The trace as a person reads it (`pytest -s`): each span, its parent, its duration.
+    names = {span.context.span_id: span.name for span in found}
+    for span in sorted(found, key=lambda span: span.start_time or 0):
+        parent = names.get(span.parent.span_id, "(caller)") if span.parent else "(root)"
+        took = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
+        print(f"trace: {span.name:<40} under {parent:<40} {took:8.2f} ms")
 
 
 async def test_a_dead_letter_keeps_the_context_its_request_came_with(
