@@ -13,13 +13,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
-
 from ops.runtime.topics import ensure_topics
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
+from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import outcomes_of, read_topic
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -69,7 +68,7 @@ async def test_schemathesis_finds_nothing_outside_the_description_and_every_requ
     print(output.decode(errors="replace"))
     assert run.returncode == 0, "schemathesis found a failure (above)"
 
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as answer:
+    async with checked_session() as http, http.get(f"{url}/metrics") as answer:
         metrics = await answer.text()
     seen: Counter[str] = Counter()
     for found in re.finditer(

@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
-import aiohttp
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -23,6 +22,7 @@ from ops.runtime.topics import ensure_topics
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken
+from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import read_topic, running
 
 ROUTE = "/api/store/publish"
@@ -95,7 +95,7 @@ async def test_one_request_is_one_connected_trace_from_the_gateway_to_the_outcom
     settings = make_gateway_settings()
     await ensure_topics(settings)
     (creator,) = await make_creators(1)
-    async with traced_pipeline(settings, tracer) as url, aiohttp.ClientSession() as http:
+    async with traced_pipeline(settings, tracer) as url, checked_session() as http:
         headers = {
             "Authorization": f"Bearer {mint_token(creator.user_id)}",
             "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01",
@@ -147,7 +147,7 @@ async def test_a_dead_letter_keeps_the_context_its_request_came_with(
     settings = make_gateway_settings()
     await ensure_topics(settings)
     (creator,) = await make_creators(1)
-    async with traced_pipeline(settings, tracer) as url, aiohttp.ClientSession() as http:
+    async with traced_pipeline(settings, tracer) as url, checked_session() as http:
         headers = {"Authorization": f"Bearer {mint_token(creator.user_id)}"}
         async with http.post(url + ROUTE, json={"confirmPublish": False}, headers=headers) as got:
             assert got.status == 400
