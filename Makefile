@@ -29,7 +29,8 @@ lint: setup
 
 # The contract's documents (docs/contract.md): committed as generated, each valid by its own
 # project's tool (the AsyncAPI parser from ops/contract's npm lock, openapi-spec-validator),
-# and no breaking change against the last release (schemas/released/).
+# and no breaking change against the last release (schemas/released/: jsoncompat for the
+# event schemas, oasdiff, which setup builds into .tools/bin, for the OpenAPI document).
 contract: setup
 	$(PY) -m ops.contract check
 	node ops/contract/validate-asyncapi.mjs schemas/asyncapi.json

@@ -16,6 +16,7 @@ OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 OPENAPI_ROUTE = "/openapi.json"
 _JSON = "application/json"
 _REF = "#/components/schemas/"
+POLL_OPERATION = "pollPublish"
 
 
 def _ref(name: str) -> dict[str, object]:
@@ -145,11 +146,22 @@ def _answer(description: str, schema: str, headers: tuple[str, ...] = ()) -> dic
 # The answers a decided request gets, on the POST and on the poll alike (answers.answer_for).
 _DECIDED: dict[str, object] = {
     "200": _answer("`published`", "Published", ("X-Correlation-Id", "Cache-Control")),
-    "202": _answer(
-        "Not decided within the wait, paused, or `Prefer: respond-async`: poll `Location`.",
-        "Pending",
-        ("Location", "Cache-Control"),
-    ),
+    "202": {
+        **_answer(
+            "Not decided within the wait, paused, or `Prefer: respond-async`: poll `Location`.",
+            "Pending",
+            ("Location", "Cache-Control"),
+        ),
+        # What `Location` says, in the form tools follow (Schemathesis' stateful phase, client
+        # generators): the body's requestId is the poll's path parameter.
+        "links": {
+            "poll": {
+                "operationId": POLL_OPERATION,
+                "parameters": {"requestId": "$response.body#/requestId"},
+                "description": "The answer once decided; 202 again while pending.",
+            }
+        },
+    },
     "400": _answer(
         "`rejected` / `invalid_payload`, `not_confirmed`; a body not of the schema; "
         "unreadable JSON; an Idempotency-Key outside 1 to 255 characters.",
@@ -214,7 +226,7 @@ def document() -> dict[str, object]:
         },
     }
     poll = {
-        "operationId": "pollPublish",
+        "operationId": POLL_OPERATION,
         "summary": "The answer once decided, 202 while pending; 404 for an unknown id or "
         "another user's request.",
         "security": [{"bearer": []}],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 import asyncpg
 from prometheus_client import CollectorRegistry
 
@@ -23,6 +22,7 @@ from streams.app import run_stream
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import JWT_SECRET, MintToken
 from tests.helpers.dlq import cli
+from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import (
     metric_reaches,
     read_outcomes,
@@ -88,7 +88,7 @@ async def pipeline_under_roles(
         url = await start_gateway(as_role(Role.GATEWAY))
         headers = {"Authorization": f"Bearer {mint_token(caller.user_id)}"}
         async with (
-            aiohttp.ClientSession() as http,
+            checked_session() as http,
             http.post(
                 url + "/api/store/publish", data=b'{"confirmPublish": true}', headers=headers
             ) as answer,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,6 +18,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
+from tests.helpers.openapi_check import check
 from tests.helpers.support import fetch_value
 
 # Étape 3: Validation Staging, as the guide writes it.
@@ -40,27 +44,76 @@ wait
 HEALTH = "curl https://api.huntaze.com/health\n"
 
 
-async def run_as_written(script: str, base_url: str, token: str) -> list[dict[str, object]]:
+# A person checking these commands reads each answer's status and headers (`curl -i`). The
+# test asks curl for them in its own JSON, through a curl config file (CURL_HOME), so the
+# guide's commands run exactly as written: each body to a file of its own (ten curls at once
+# would interleave their bodies on one stdout) and one line per answer on stdout.
+DESCRIBED = (
+    '{"method": "%{method}", "url": "%{url_effective}", "status": %{response_code}, '
+    '"headers": %{header_json}, "body": "%{filename_effective}"}\n'
+)
+
+
+def curlrc(answers: Path) -> str:
+    """The config file: a quoted value in it takes backslash escapes."""
+    written = DESCRIBED.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'output-dir = "{answers}"\nremote-name-all\nno-clobber\nwrite-out = "{written}"\n'
+
+
+@dataclass(frozen=True)
+class Answered:
+    method: str
+    url: str
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    def json(self) -> dict[str, object]:
+        body: dict[str, object] = json.loads(self.raw)
+        return body
+
+
+def answers_in(out: str) -> list[Answered]:
+    """The answers curl described on stdout, one JSON object each, with their bodies."""
+    found, decoder, at = [], json.JSONDecoder(), 0
+    while at < len(out):
+        if out[at].isspace():
+            at += 1
+            continue
+        meta, at = decoder.raw_decode(out, at)
+        # header_json gives each header's values as a list (a header may repeat).
+        headers = {name: ", ".join(values) for name, values in meta["headers"].items()}
+        raw = Path(meta["body"]).read_bytes()
+        found.append(Answered(meta["method"], meta["url"], meta["status"], headers, raw))
+    return found
+
+
+async def run_as_written(script: str, base_url: str, token: str, curl_home: Path) -> list[Answered]:
     """The guide's script with its hosts pointed at the gateway and its token replaced;
-    the JSON bodies curl printed, in the order they came."""
+    every answer curl got, in the order they came, each checked against the gateway's
+    OpenAPI document."""
     pointed = (
         script.replace("https://staging.huntaze.com", base_url)
         .replace("https://api.huntaze.com", base_url)
         .replace("STAGING_TOKEN", token)
     )
+    answers = curl_home / "answers"
+    answers.mkdir()
+    (curl_home / ".curlrc").write_text(curlrc(answers), encoding="utf-8")
     shell = await asyncio.create_subprocess_exec(
-        "bash", "-c", pointed, stdout=asyncio.subprocess.PIPE
+        "bash",
+        "-c",
+        pointed,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "CURL_HOME": str(curl_home)},
     )
     out, _ = await asyncio.wait_for(shell.communicate(), timeout=120)
     assert shell.returncode == 0
-    text, bodies, decoder, at = out.decode(), [], json.JSONDecoder(), 0
-    while at < len(text):
-        if text[at].isspace():
-            at += 1
-            continue
-        body, at = decoder.raw_decode(text, at)
-        bodies.append(body)
-    return bodies
+    answered = answers_in(out.decode())
+    assert len(answered) == len(list(answers.iterdir())), "an answer curl did not describe"
+    for answer in answered:
+        check(answer.method, answer.url, answer.status, answer.headers, answer.raw)
+    return answered
 
 
 @pytest.fixture
@@ -76,14 +129,20 @@ async def gateway_url(
 
 
 async def test_the_guides_validation_request_publishes_the_callers_store(
-    gateway_url: str, make_creators: MakeCreators, mint_token: MintToken, database_url: str
+    gateway_url: str,
+    make_creators: MakeCreators,
+    mint_token: MintToken,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     (creator,) = await make_creators(1)
-    (body,) = await run_as_written(VALIDATION, gateway_url, mint_token(creator.user_id))
-    print(body)
+    (answer,) = await run_as_written(VALIDATION, gateway_url, mint_token(creator.user_id), tmp_path)
+    print(answer)
+    body = answer.json()
+    assert answer.status == 200
     assert body["success"] is True
     assert str(body["storeUrl"]).startswith("https://")
-    assert body["correlationId"]
+    assert answer.headers["x-correlation-id"] == body["correlationId"]
     conn = await asyncpg.connect(database_url)
     try:
         status = await conn.fetchval("SELECT status FROM stores WHERE id = $1", creator.store_id)
@@ -93,20 +152,24 @@ async def test_the_guides_validation_request_publishes_the_callers_store(
 
 
 async def test_the_guides_load_test_publishes_once_and_answers_nine_already_published(
-    gateway_url: str, make_creators: MakeCreators, mint_token: MintToken, database_url: str
+    gateway_url: str,
+    make_creators: MakeCreators,
+    mint_token: MintToken,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     (creator,) = await make_creators(1)
-    bodies = await run_as_written(LOAD_TEST, gateway_url, mint_token(creator.user_id))
-    print(bodies)
-    assert len(bodies) == 10
-    assert sum(1 for b in bodies if b.get("success") is True) == 1
-    assert sum(1 for b in bodies if b.get("error") == "Store already published") == 9
+    answers = await run_as_written(LOAD_TEST, gateway_url, mint_token(creator.user_id), tmp_path)
+    print(answers)
+    assert sorted(a.status for a in answers) == [200] + [409] * 9
+    assert sum(1 for a in answers if a.json().get("success") is True) == 1
+    assert sum(1 for a in answers if a.json().get("error") == "Store already published") == 9
     published = await fetch_value(
         database_url, "SELECT count(*) FROM onboarding_events WHERE event_type = 'store.published'"
     )
     assert published == 1
 
 
-async def test_the_guides_health_check_answers_ok(gateway_url: str) -> None:
-    (body,) = await run_as_written(HEALTH, gateway_url, "unused")
-    assert body["status"] == "ok"
+async def test_the_guides_health_check_answers_ok(gateway_url: str, tmp_path: Path) -> None:
+    (answer,) = await run_as_written(HEALTH, gateway_url, "unused", tmp_path)
+    assert (answer.status, answer.json()["status"]) == (200, "ok")

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
@@ -35,6 +34,7 @@ from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.dlq import Letter, cli, json_lines, produce_dead_letters
+from tests.helpers.openapi_check import checked_session
 from tests.helpers.role_pipeline import SCENARIO_SETTINGS, pipeline_under_roles
 from tests.helpers.support import (
     Creator,
@@ -145,7 +145,7 @@ async def test_the_gateway_under_its_role_publishes_through_the_pipeline(
     await ensure_topics(gateway)
     waits, polls = await make_creators(2)
     route = "/api/store/publish"
-    async with running_consumer(consumer), aiohttp.ClientSession() as http:
+    async with running_consumer(consumer), checked_session() as http:
         url = await start_gateway(gateway)
 
         async def call(method: str, path: str, creator: Creator, **headers: str) -> Answer:

@@ -10,7 +10,6 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-import aiohttp
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, Tracer
@@ -25,6 +24,7 @@ from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken
 from tests.fixtures.settings import MakeSettings
 from tests.fixtures.tracing import Traces
+from tests.helpers.openapi_check import checked_session
 from tests.helpers.stream import fast, outcome
 from tests.helpers.support import producer_for, read_topic, running
 
@@ -89,7 +89,7 @@ def post_traced(
         sent = {"Authorization": f"Bearer {mint_token(creator.user_id)}", **headers}
         async with (
             traced_pipeline(settings, traces.tracer) as url,
-            aiohttp.ClientSession() as http,
+            checked_session() as http,
         ):
             async with http.post(url + ROUTE, json=body, headers=sent) as got:
                 status = got.status
