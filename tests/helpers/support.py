@@ -109,8 +109,13 @@ def encode(body: dict[str, object]) -> bytes:
 
 
 @asynccontextmanager
-async def producer_for(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
+async def producer_for(
+    settings: Settings, *, transactional: bool = False
+) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer; `transactional` gives it an id of its own, so a test writes in
+    transactions as the consumer does (commit markers, aborted records)."""
+    identity = {"transactional_id": f"test-{uuid.uuid4().hex}"} if transactional else {}
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all", **identity)
     await producer.start()
     try:
         yield producer

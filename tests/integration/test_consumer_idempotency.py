@@ -11,6 +11,7 @@ from schemas.events import Reason, Status
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettings
+from tests.helpers.locks import stores_locked
 from tests.helpers.support import (
     encode,
     outcomes_of,
@@ -86,19 +87,12 @@ async def test_a_request_that_failed_is_processed_afresh_when_replayed(
         db_lock_timeout_ms=200,
     )
     value = encode(request_body(creator))
-    locker = await asyncpg.connect(database_url)
-    try:
-        async with running_consumer(quick):
-            lock = locker.transaction()
-            await lock.start()
-            await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", creator.store_id)
-            await send_requests(quick, [value])
-            failed = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=1))
-            await lock.rollback()
-            await send_requests(quick, [value])
-            both = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=2))
-    finally:
-        await locker.close()
+    async with running_consumer(quick), stores_locked(database_url, [creator.store_id]) as lock:
+        await send_requests(quick, [value])
+        failed = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=1))
+        await lock.release()
+        await send_requests(quick, [value])
+        both = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=2))
     assert (failed[0].status, failed[0].reason) == (Status.FAILED, Reason.RETRIES_EXHAUSTED)
     assert failed[0].attempts == quick.retry_max_attempts
     later = [o for o in both if o.status is not Status.FAILED]

@@ -18,6 +18,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
+from tests.helpers.locks import step_definitions_locked, stores_locked
 from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import Creator
 
@@ -180,15 +181,8 @@ async def test_gating_that_cannot_be_evaluated_is_503(
     front: Front, make_creators: MakeCreators, database_url: str
 ) -> None:
     (creator,) = await make_creators(1)
-    locker = await asyncpg.connect(database_url)
-    held = locker.transaction()
-    await held.start()
-    await locker.execute("LOCK TABLE onboarding_step_definitions IN ACCESS EXCLUSIVE MODE")
-    try:
+    async with step_definitions_locked(database_url):
         status, body, _ = await front.post(creator)
-    finally:
-        await held.rollback()
-        await locker.close()
     assert (status, body["error"]) == (503, "Gating unavailable")
 
 
@@ -196,15 +190,8 @@ async def test_a_store_locked_past_the_retries_is_500_failed_to_publish(
     front: Front, make_creators: MakeCreators, database_url: str
 ) -> None:
     (creator,) = await make_creators(1)
-    locker = await asyncpg.connect(database_url)
-    held = locker.transaction()
-    await held.start()
-    await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", creator.store_id)
-    try:
+    async with stores_locked(database_url, [creator.store_id]):
         status, body, _ = await front.post(creator)
-    finally:
-        await held.rollback()
-        await locker.close()
     assert (status, body["error"]) == (500, "Failed to publish store")
     assert "retries_exhausted" in str(body["details"])
 
