@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import aiohttp
@@ -18,7 +19,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
-from tests.helpers.locks import step_definitions_locked, stores_locked
+from tests.helpers.locks import HeldLock, step_definitions_locked, stores_locked
 from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import Creator
 
@@ -177,23 +178,43 @@ async def test_a_user_without_a_store_is_404(front: Front, database_url: str) ->
     assert (status, body["error"]) == (404, "Store not found")
 
 
-async def test_gating_that_cannot_be_evaluated_is_503(
-    front: Front, make_creators: MakeCreators, database_url: str
-) -> None:
-    (creator,) = await make_creators(1)
-    async with step_definitions_locked(database_url):
-        status, body, _ = await front.post(creator)
-    assert (status, body["error"]) == (503, "Gating unavailable")
+Lock = Callable[[str, Creator], AbstractAsyncContextManager[HeldLock]]
 
 
-async def test_a_store_locked_past_the_retries_is_500_failed_to_publish(
-    front: Front, make_creators: MakeCreators, database_url: str
+@pytest.mark.parametrize(
+    ("lock", "status", "error", "detail"),
+    [
+        pytest.param(
+            lambda url, _: step_definitions_locked(url),
+            503,
+            "Gating unavailable",
+            None,
+            id="gating that cannot be evaluated is 503",
+        ),
+        pytest.param(
+            lambda url, creator: stores_locked(url, [creator.store_id]),
+            500,
+            "Failed to publish store",
+            "retries_exhausted",
+            id="a store locked past the retries is 500 failed to publish",
+        ),
+    ],
+)
+async def test_a_database_fault_past_the_retries_answers_its_row(
+    front: Front,
+    make_creators: MakeCreators,
+    database_url: str,
+    lock: Lock,
+    status: int,
+    error: str,
+    detail: str | None,
 ) -> None:
     (creator,) = await make_creators(1)
-    async with stores_locked(database_url, [creator.store_id]):
-        status, body, _ = await front.post(creator)
-    assert (status, body["error"]) == (500, "Failed to publish store")
-    assert "retries_exhausted" in str(body["details"])
+    async with lock(database_url, creator):
+        answered, body, _ = await front.post(creator)
+    assert (answered, body["error"]) == (status, error)
+    if detail is not None:
+        assert detail in str(body["details"])
 
 
 async def test_past_the_rate_a_user_gets_429_with_retry_after(
