@@ -5,59 +5,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 
-import aiohttp
 import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from ops.runtime.topics import ensure_topics
-from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.gateway import MintToken, StartGateway
-from tests.fixtures.processes import StartConsumer
+from tests.fixtures.gateway import ROUTE, Front, StartFront
 from tests.helpers.locks import HeldLock, step_definitions_locked, stores_locked
-from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import Creator
-
-ROUTE = "/api/store/publish"
-CONFIRM = b'{"confirmPublish": true}'
-
-
-@dataclass
-class Front:
-    url: str
-    http: aiohttp.ClientSession
-    mint: MintToken
-
-    async def post(
-        self,
-        creator: Creator | uuid.UUID,
-        body: bytes = b'{"confirmPublish": true}',
-        **headers: str,
-    ) -> tuple[int, dict[str, object], dict[str, str]]:
-        user = creator.user_id if isinstance(creator, Creator) else creator
-        headers.setdefault("Authorization", f"Bearer {self.mint(user)}")
-        async with self.http.post(self.url + ROUTE, data=body, headers=headers) as answer:
-            return answer.status, await answer.json(), answer.headers.copy()
 
 
 @pytest.fixture
-async def front(
-    make_gateway_settings: Callable[..., Settings],
-    start_consumer: StartConsumer,
-    start_gateway: StartGateway,
-    mint_token: MintToken,
-) -> AsyncIterator[Front]:
-    settings = make_gateway_settings(gateway_rate_per_user_per_min=30, db_lock_timeout_ms=100)
-    await ensure_topics(settings)
-    await start_consumer(settings)
-    url = await start_gateway(settings)
-    async with checked_session() as http:
-        yield Front(url, http, mint_token)
+async def front(start_front: StartFront) -> Front:
+    return await start_front(gateway_rate_per_user_per_min=30, db_lock_timeout_ms=100)
 
 
 async def test_published_is_200_with_its_headers(front: Front, make_creators: MakeCreators) -> None:

@@ -332,14 +332,13 @@ def test_any_request_gets_one_contract_status_and_reason_and_missing_steps_iff_g
     gating_state: GatingState,
     required: tuple[str, ...],
 ) -> None:
-    result = decide(
+    result = verdict(
         request(user_id=user_id, confirm=confirm),
         user_exists=user_exists,
-        store=store_state,
-        gating=gating_state,
-        required_steps=required,
-        now=NOW,
-        base_url=BASE_URL,
+        store_exists=store_state is not None,
+        store_state=store_state,
+        gating_state=gating_state,
+        required=required,
     )
     assert result.reason in REASONS_BY_STATUS[result.status]
     assert result.status is not Status.FAILED
