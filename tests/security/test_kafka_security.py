@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
+from ops.dev.services_tool.secure import ca_request
 from ops.runtime.roles import Role
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
@@ -69,29 +70,13 @@ async def _client_start_is_refused(settings: Settings, caplog: pytest.LogCapture
 
 def _stranger_ca(directory: Path) -> Path:
     """A CA certificate that signed nothing the broker presents."""
-    cafile = directory / "stranger-ca.pem"
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=stranger CA",
-            "-keyout",
-            str(directory / "stranger-ca.key"),
-            "-out",
-            str(cafile),
-        ],
+        ["openssl", *ca_request("/CN=stranger CA", days=1)],
+        cwd=directory,
         check=True,
         capture_output=True,
     )
-    return cafile
+    return directory / "ca.pem"
 
 
 async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
