@@ -13,7 +13,6 @@ from tests.fixtures.settings import MakeSettings
 from tests.helpers.dlq import cli, json_lines
 from tests.helpers.locks import stores_locked
 from tests.helpers.support import (
-    encode,
     outcomes_of,
     read_topic,
     request_body,
@@ -38,7 +37,7 @@ async def test_replay_after_a_database_fault_publishes_each_failed_request_exact
     bodies = [request_body(creator) for creator in creators]
     doomed = [creator.store_id for creator in creators]
     async with running_consumer(quick), stores_locked(database_url, doomed) as lock:
-        await send_requests(quick, [encode(body) for body in bodies])
+        await send_requests(quick, bodies)
         failed = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=3))
         await lock.release()
         assert {(o.status, o.reason) for o in failed} == {(Status.FAILED, Reason.RETRIES_EXHAUSTED)}

@@ -38,7 +38,6 @@ from tests.helpers.dlq import Letter, cli, json_lines, produce_dead_letters
 from tests.helpers.role_pipeline import SCENARIO_SETTINGS, pipeline_under_roles
 from tests.helpers.support import (
     Creator,
-    encode,
     read_outcomes,
     request_body,
     running_consumer,
@@ -76,10 +75,10 @@ async def test_the_consumer_under_its_role_decides_each_request_once(
     bodies = [request_body(c) for c in [*ready, *gated]]
     registry = CollectorRegistry()
     async with running_consumer(settings, registry):
-        await send_requests(settings, [encode(body) for body in bodies])
+        await send_requests(settings, bodies)
         outcomes = await read_outcomes(settings, expect=len(bodies))
         # Delivered again: answered from the ledger, nothing published twice.
-        await send_requests(settings, [encode(body) for body in bodies[:3]])
+        await send_requests(settings, bodies[:3])
         again = await read_outcomes(settings, expect=len(bodies) + 3)
         runs = registry.get_sample_value(
             "store_publish_ledger_maintenance_runs_total", {"result": "ok"}

@@ -27,7 +27,6 @@ from tests.fixtures.processes import ConsumerProcessFactory
 from tests.fixtures.security import MakeSecureRoles
 from tests.helpers.services import SecureBroker
 from tests.helpers.support import (
-    encode,
     outcomes_by_request,
     request_body,
     running_consumer,
@@ -96,7 +95,7 @@ async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
     )
     body = await _seed_ready_creator(database_url)
 
-    await send_requests(roles(Role.UPSTREAM), [encode(body)], secret=SECRET)
+    await send_requests(roles(Role.UPSTREAM), [body], secret=SECRET)
     async with running_consumer(roles(Role.CONSUMER)):
         outcomes = await outcomes_by_request(roles(Role.ANALYTICS), 1)
 
@@ -178,7 +177,7 @@ async def test_scram_password_never_appears_in_the_consumer_log(
     consumer = consumer_process(roles(Role.CONSUMER), "consumer")
     consumer.start()
     try:
-        await send_requests(roles(Role.UPSTREAM), [encode(body)], secret=SECRET)
+        await send_requests(roles(Role.UPSTREAM), [body], secret=SECRET)
         outcomes = await outcomes_by_request(roles(Role.ANALYTICS), 1)
     finally:
         assert consumer.terminate() == 0, "SIGTERM must drain and exit 0"
