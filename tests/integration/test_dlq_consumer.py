@@ -7,9 +7,8 @@ import uuid
 import asyncpg
 
 from schemas.events import Reason, Status
-from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.dlq import cli, json_lines
 from tests.helpers.locks import stores_locked
 from tests.helpers.support import (
@@ -22,18 +21,13 @@ from tests.helpers.support import (
 
 
 async def test_replay_after_a_database_fault_publishes_each_failed_request_exactly_once(
-    settings: Settings, database_url: str, make_settings: MakeSettings, make_creators: MakeCreators
+    make_settings_with_topics: MakeSettingsWithTopics,
+    database_url: str,
+    make_creators: MakeCreators,
 ) -> None:
     creators = await make_creators(3)
     # Row locks held past the retry budget: the fault fails every request.
-    quick = make_settings(
-        topic_requests=settings.topic_requests,
-        topic_outcomes=settings.topic_outcomes,
-        topic_dlq=settings.topic_dlq,
-        topic_alerts=settings.topic_alerts,
-        consumer_group=settings.consumer_group,
-        db_lock_timeout_ms=200,
-    )
+    quick = await make_settings_with_topics(db_lock_timeout_ms=200)
     bodies = [request_body(creator) for creator in creators]
     doomed = [creator.store_id for creator in creators]
     async with running_consumer(quick), stores_locked(database_url, doomed) as lock:
