@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Protocol, TextIO
 
 import typer
 
@@ -80,9 +80,17 @@ def traced(service: str) -> AbstractContextManager[Tracer | None]:
     return tracing(service, os.environ)
 
 
+class _Service(Protocol):
+    """What `_serve` runs: the consumer's, the stream's and the gateway's `run_*` alike."""
+
+    def __call__(
+        self, settings: Settings, /, *, stop: asyncio.Event | None, tracer: Tracer | None
+    ) -> Awaitable[None]: ...
+
+
 def _serve(
     service: str,
-    run: Callable[[Settings, asyncio.Event, Tracer | None], Awaitable[None]],
+    run: _Service,
     *,
     check: Callable[[Settings], None] | None = None,
     prepare: Callable[[], None] | None = None,
@@ -102,7 +110,7 @@ def _serve(
             prepare()
 
         async def main() -> None:
-            await run(settings, stop_on_signals(), tracer)
+            await run(settings, stop=stop_on_signals(), tracer=tracer)
 
         asyncio.run(main())
 
@@ -113,11 +121,7 @@ def consume() -> None:
     from consumers.app import run_consumer
     from ops.runtime.collector import tune_for_batches
 
-    _serve(
-        "store-publish-consumer",
-        lambda settings, stop, tracer: run_consumer(settings, stop=stop, tracer=tracer),
-        prepare=tune_for_batches,
-    )
+    _serve("store-publish-consumer", run_consumer, prepare=tune_for_batches)
 
 
 @app.command()
@@ -125,10 +129,7 @@ def stream() -> None:
     """Run the rates stream: window rates, p95 latency, alerts and the automatic pause."""
     from streams.app import run_stream
 
-    _serve(
-        "store-publish-stream",
-        lambda settings, stop, tracer: run_stream(settings, stop=stop, tracer=tracer),
-    )
+    _serve("store-publish-stream", run_stream)
 
 
 def _gateway_secret(settings: Settings) -> None:
@@ -144,11 +145,7 @@ def gateway() -> None:
     """Serve the original `POST /api/store/publish` through the pipeline, until SIGTERM."""
     from ops.gateway.app import run_gateway
 
-    _serve(
-        "store-publish-gateway",
-        lambda settings, stop, tracer: run_gateway(settings, stop=stop, tracer=tracer),
-        check=_gateway_secret,
-    )
+    _serve("store-publish-gateway", run_gateway, check=_gateway_secret)
 
 
 @app.command()

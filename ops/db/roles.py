@@ -15,7 +15,10 @@ migrating several databases of one cluster at once never fails on them.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
+from typing import Literal
 
 from ops.runtime.pg_roles import DATABASE_ROLES, LEDGER_TABLE, SCHEMA, PgGrant, pg_grants
 from ops.runtime.roles import LEDGER_OWNER, ROLE_DUTIES, Role, pg_role
@@ -38,34 +41,51 @@ _HEADER = """\
 """
 
 
-def create_role_sql(name: str, attributes: str, *, inherit: bool = True, login: bool = True) -> str:
-    """A block that creates role `name` when missing, and a migrate of another database
-    creating it at the same moment is no error. Brings INHERIT and LOGIN back to what they
-    must be where the code insists (`inherit=False`, `login=False`)."""
-    converge = []
-    if not inherit:
-        converge.append(("rolinherit", f"ALTER ROLE {name} NOINHERIT;"))
-    if not login:
-        converge.append(("rolcanlogin", f"ALTER ROLE {name} NOLOGIN;"))
-    lines = [
-        "DO $$",
-        "BEGIN",
-        f"    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN",
-        f"        CREATE ROLE {name} {attributes};",
-    ]
-    for column, statement in converge:
-        lines += [
-            f"    ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}' AND {column}) THEN",
-            f"        {statement}",
+@dataclass(frozen=True)
+class NewRole:
+    """A role as migrate makes it: `attributes` when it is created; `insisted` (NOLOGIN or
+    NOINHERIT), where the code insists, is brought back on a role that has drifted from it."""
+
+    name: str
+    attributes: str
+    insisted: Literal["NOLOGIN", "NOINHERIT"] | None = None
+
+
+def create_roles_sql(roles: Sequence[NewRole]) -> str:
+    """One block that creates each of `roles` when missing, and in which a migrate of another
+    database creating one at the same moment is no error (each role in a block of its own)."""
+    rows = ",\n".join(
+        f"        ('{role.name}', '{role.attributes}', "
+        + (f"'{role.insisted}'" if role.insisted else "NULL")
+        + ")"
+        for role in roles
+    )
+    return "\n".join(
+        [
+            "DO $$",
+            "DECLARE",
+            "    wanted record;",
+            "BEGIN",
+            "    FOR wanted IN SELECT * FROM (VALUES",
+            rows,
+            "    ) AS r(name, attributes, insisted) LOOP",
+            "        BEGIN",
+            "            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = wanted.name) THEN",
+            "                EXECUTE format('CREATE ROLE %I %s', wanted.name, wanted.attributes);",
+            "            ELSIF wanted.insisted = 'NOLOGIN' AND EXISTS (SELECT FROM pg_roles",
+            "                      WHERE rolname = wanted.name AND rolcanlogin)",
+            "               OR wanted.insisted = 'NOINHERIT' AND EXISTS (SELECT FROM pg_roles",
+            "                      WHERE rolname = wanted.name AND rolinherit) THEN",
+            "                EXECUTE format('ALTER ROLE %I %s', wanted.name, wanted.insisted);",
+            "            END IF;",
+            "        EXCEPTION WHEN duplicate_object OR unique_violation THEN",
+            "            NULL;  -- created meanwhile by a migrate of another database",
+            "        END;",
+            "    END LOOP;",
+            "END",
+            "$$;",
         ]
-    lines += [
-        "    END IF;",
-        "EXCEPTION WHEN duplicate_object OR unique_violation THEN",
-        "    NULL;  -- created meanwhile by a migrate of another database",
-        "END",
-        "$$;",
-    ]
-    return "\n".join(lines)
+    )
 
 
 def _grant_membership(group: str, member: str) -> str:
@@ -95,14 +115,26 @@ def _grant(grant: PgGrant, to: str) -> str:
     return "\n".join(textwrap.wrap(statement, _WIDTH, subsequent_indent="    "))
 
 
+def _fresh_start(names: Sequence[str]) -> str:
+    """The process roles start from nothing on the schema, then get their grants below."""
+    to = ", ".join(names)
+    statements = [
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {SCHEMA} FROM {to};",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {SCHEMA} FROM {to};",
+        f"REVOKE ALL ON SCHEMA {SCHEMA} FROM {to};",
+        f"GRANT USAGE ON SCHEMA {SCHEMA} TO {to};",
+    ]
+    return "\n".join(
+        line
+        for statement in statements
+        for line in textwrap.wrap(statement, _WIDTH, subsequent_indent="    ")
+    )
+
+
 def _role_grants(role: Role) -> str:
     name = pg_role(role)
     lines = [
         f"-- {name}: {ROLE_DUTIES[role]}.",
-        f"REVOKE ALL ON ALL TABLES IN SCHEMA {SCHEMA} FROM {name};",
-        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {SCHEMA} FROM {name};",
-        f"REVOKE ALL ON SCHEMA {SCHEMA} FROM {name};",
-        f"GRANT USAGE ON SCHEMA {SCHEMA} TO {name};",
         *(_grant(grant, name) for grant in pg_grants(role)),
     ]
     return "\n".join(lines)
@@ -133,14 +165,16 @@ def render() -> str:
     sections = [
         _HEADER,
         "-- Roles (the cluster's).",
-        create_role_sql(LEDGER_OWNER, "NOLOGIN", login=False),
-        *(
-            create_role_sql(
-                pg_role(role),
-                "LOGIN NOINHERIT" if role is Role.CONSUMER else "LOGIN",
-                inherit=role is not Role.CONSUMER,
-            )
-            for role in DATABASE_ROLES
+        create_roles_sql(
+            [
+                NewRole(LEDGER_OWNER, "NOLOGIN", insisted="NOLOGIN"),
+                *(
+                    NewRole(consumer, "LOGIN NOINHERIT", insisted="NOINHERIT")
+                    if role is Role.CONSUMER
+                    else NewRole(pg_role(role), "LOGIN")
+                    for role in DATABASE_ROLES
+                ),
+            ]
         ),
         _grant_membership(LEDGER_OWNER, consumer),
         "-- Grants (this database's).\n"
@@ -149,6 +183,8 @@ def render() -> str:
         f"-- {LEDGER_OWNER}: owns the idempotency ledger and its partitions, makes and drops\n"
         "-- them; may create tables in the schema for that, and nothing else.\n"
         f"GRANT USAGE, CREATE ON SCHEMA {SCHEMA} TO {LEDGER_OWNER};\n" + _ledger_ownership(),
+        "-- The process roles: each starts from nothing on the schema, then gets its grants.\n"
+        + _fresh_start([pg_role(role) for role in DATABASE_ROLES]),
         *(_role_grants(role) for role in DATABASE_ROLES),
     ]
     return "\n\n".join(section.rstrip("\n") for section in sections) + "\n"

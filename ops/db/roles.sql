@@ -14,56 +14,29 @@
 -- Roles (the cluster's).
 
 DO $$
+DECLARE
+    wanted record;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'store_publish_ledger') THEN
-        CREATE ROLE store_publish_ledger NOLOGIN;
-    ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = 'store_publish_ledger' AND rolcanlogin) THEN
-        ALTER ROLE store_publish_ledger NOLOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;  -- created meanwhile by a migrate of another database
-END
-$$;
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'store_publish_consumer') THEN
-        CREATE ROLE store_publish_consumer LOGIN NOINHERIT;
-    ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = 'store_publish_consumer' AND rolinherit) THEN
-        ALTER ROLE store_publish_consumer NOINHERIT;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;  -- created meanwhile by a migrate of another database
-END
-$$;
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'store_publish_stream') THEN
-        CREATE ROLE store_publish_stream LOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;  -- created meanwhile by a migrate of another database
-END
-$$;
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'store_publish_gateway') THEN
-        CREATE ROLE store_publish_gateway LOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;  -- created meanwhile by a migrate of another database
-END
-$$;
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'store_publish_oncall') THEN
-        CREATE ROLE store_publish_oncall LOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-    NULL;  -- created meanwhile by a migrate of another database
+    FOR wanted IN SELECT * FROM (VALUES
+        ('store_publish_ledger', 'NOLOGIN', 'NOLOGIN'),
+        ('store_publish_consumer', 'LOGIN NOINHERIT', 'NOINHERIT'),
+        ('store_publish_stream', 'LOGIN', NULL),
+        ('store_publish_gateway', 'LOGIN', NULL),
+        ('store_publish_oncall', 'LOGIN', NULL)
+    ) AS r(name, attributes, insisted) LOOP
+        BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = wanted.name) THEN
+                EXECUTE format('CREATE ROLE %I %s', wanted.name, wanted.attributes);
+            ELSIF wanted.insisted = 'NOLOGIN' AND EXISTS (SELECT FROM pg_roles
+                      WHERE rolname = wanted.name AND rolcanlogin)
+               OR wanted.insisted = 'NOINHERIT' AND EXISTS (SELECT FROM pg_roles
+                      WHERE rolname = wanted.name AND rolinherit) THEN
+                EXECUTE format('ALTER ROLE %I %s', wanted.name, wanted.insisted);
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;  -- created meanwhile by a migrate of another database
+        END;
+    END LOOP;
 END
 $$;
 
@@ -100,11 +73,17 @@ BEGIN
 END
 $$;
 
+-- The process roles: each starts from nothing on the schema, then gets its grants.
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM store_publish_consumer, store_publish_stream,
+    store_publish_gateway, store_publish_oncall;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM store_publish_consumer, store_publish_stream,
+    store_publish_gateway, store_publish_oncall;
+REVOKE ALL ON SCHEMA public FROM store_publish_consumer, store_publish_stream,
+    store_publish_gateway, store_publish_oncall;
+GRANT USAGE ON SCHEMA public TO store_publish_consumer, store_publish_stream,
+    store_publish_gateway, store_publish_oncall;
+
 -- store_publish_consumer: decides and publishes requests; writes outcomes and dead letters.
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM store_publish_consumer;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM store_publish_consumer;
-REVOKE ALL ON SCHEMA public FROM store_publish_consumer;
-GRANT USAGE ON SCHEMA public TO store_publish_consumer;
 GRANT SELECT (id) ON TABLE users TO store_publish_consumer;
 GRANT SELECT (id, version, active_from, active_to) ON TABLE onboarding_step_definitions TO
     store_publish_consumer;
@@ -125,10 +104,6 @@ GRANT SELECT, INSERT, UPDATE ON TABLE partition_owners TO store_publish_consumer
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE consumer_states TO store_publish_consumer;
 
 -- store_publish_stream: computes rates over outcomes; writes alerts; may pause on auto-rollback.
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM store_publish_stream;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM store_publish_stream;
-REVOKE ALL ON SCHEMA public FROM store_publish_stream;
-GRANT USAGE ON SCHEMA public TO store_publish_stream;
 GRANT SELECT (id, paused, reason, changed_by, changed_at) ON TABLE publish_control TO
     store_publish_stream;
 GRANT UPDATE (paused, reason, changed_by, changed_at) ON TABLE publish_control TO
@@ -138,10 +113,6 @@ GRANT SELECT (paused, reason, changed_by, changed_at), INSERT (paused, reason, c
 GRANT USAGE ON SEQUENCE publish_control_history_id_seq TO store_publish_stream;
 
 -- store_publish_gateway: turns HTTP calls into requests; waits for their outcomes.
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM store_publish_gateway;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM store_publish_gateway;
-REVOKE ALL ON SCHEMA public FROM store_publish_gateway;
-GRANT USAGE ON SCHEMA public TO store_publish_gateway;
 GRANT SELECT (id) ON TABLE users TO store_publish_gateway;
 GRANT SELECT (id, owner_id, created_at) ON TABLE stores TO store_publish_gateway;
 GRANT SELECT (id, paused) ON TABLE publish_control TO store_publish_gateway;
@@ -149,10 +120,6 @@ GRANT SELECT (event_id, user_id, outcome, first_processed_at) ON TABLE publish_r
     store_publish_gateway;
 
 -- store_publish_oncall: lists and replays dead letters; pauses and resumes; reads status.
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM store_publish_oncall;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM store_publish_oncall;
-REVOKE ALL ON SCHEMA public FROM store_publish_oncall;
-GRANT USAGE ON SCHEMA public TO store_publish_oncall;
 GRANT SELECT ON TABLE publish_control TO store_publish_oncall;
 GRANT UPDATE (paused, reason, changed_by, changed_at) ON TABLE publish_control TO
     store_publish_oncall;

@@ -10,20 +10,19 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers.cli import store_publish
-from tests.helpers.services import ROOT, services_on
+from tests.helpers.services import own_services_env, services_on
 
 
 @pytest.fixture(scope="module")
 def demo_services() -> Iterator[dict[str, str]]:
-    env = {
-        **os.environ,
-        "SERVICES_HOME": str(ROOT / ".cache" / "demo-test"),
-        # Not the shared pair, nor the fault tests' own: this test stops its PostgreSQL.
-        "KAFKA_PORT": os.environ.get("DEMO_TEST_KAFKA_PORT", "19492"),
-        "PG_PORT": os.environ.get("DEMO_TEST_PG_PORT", "15832"),
-    }
-    for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
-        env.pop(name, None)
+    # Not the shared pair, nor the fault tests' own: this test stops its PostgreSQL.
+    env = own_services_env(
+        "demo-test",
+        {
+            "KAFKA_PORT": os.environ.get("DEMO_TEST_KAFKA_PORT", "19492"),
+            "PG_PORT": os.environ.get("DEMO_TEST_PG_PORT", "15832"),
+        },
+    )
     services = services_on(env)
     services.up()
     try:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettingsWithTopics
+from tests.helpers.locks import stores_locked
 from tests.helpers.support import (
     encode,
     read_outcomes,
@@ -32,17 +31,10 @@ async def test_a_store_locked_past_the_retry_budget_fails_alone_and_holds_up_no_
     creators = await make_creators(40)
     stuck = creators[17]
     values = [encode(request_body(c, correlation_id=f"c{i}")) for i, c in enumerate(creators)]
-    locker = await asyncpg.connect(database_url)
-    held = locker.transaction()
-    await held.start()
-    try:
-        await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", stuck.store_id)
+    async with stores_locked(database_url, [stuck.store_id]):
         await send_requests(settings, values, key=b"one-partition")
         async with running_consumer(settings):
             outcomes = await read_outcomes(settings, expect=len(values))
-    finally:
-        await held.rollback()
-        await locker.close()
 
     by_store = {o.store_id: o for o in outcomes}
     failed = by_store[stuck.store_id]

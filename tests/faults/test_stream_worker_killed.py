@@ -18,7 +18,7 @@ from tests.fixtures.settings import MakeSettings
 from tests.helpers.stream import (
     StreamWorkers,
     evaluator_of,
-    fast,
+    for_workers,
     outcome,
     read_alerts,
     send_outcomes,
@@ -59,12 +59,7 @@ class Feed:
 async def test_killed_workers_move_their_partitions_and_the_merge_and_count_each_outcome_once(
     make_settings: MakeSettings, database_url: str, tmp_path: Path
 ) -> None:
-    settings = fast(
-        make_settings,
-        topic_partitions=6,
-        alert_window_seconds=600.0,
-        alert_min_events=50,
-    )
+    settings = for_workers(make_settings, alert_min_events=50)
     await ensure_topics(settings)
     degraded = [outcome(Status.FAILED if i % 10 < 3 else Status.PUBLISHED) for i in range(DEGRADED)]
     healthy = [outcome(Status.PUBLISHED) for _ in range(HEALTHY)]

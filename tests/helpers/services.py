@@ -25,6 +25,20 @@ def services_on(env: Mapping[str, str]) -> Services:
     return Services.from_environ(env)
 
 
+# What would point a pair of services of their own at the shared pair, or change its mode:
+# the shared pair's addresses, CACHE (SERVICES_HOME's first name, which wins over it), the
+# cluster's and the secure broker's switches.
+_SHARED = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "CACHE", "KAFKA_BROKERS", "KAFKA_SECURE")
+
+
+def own_services_env(home: str, ports: Mapping[str, str], **mode: str) -> dict[str, str]:
+    """This process's environment for services of their own: in .cache/`home`, on `ports`
+    (KAFKA_PORT, PG_PORT), in `mode` (KAFKA_BROKERS, KAFKA_SECURE), nothing of the shared
+    pair inherited."""
+    env = {name: value for name, value in os.environ.items() if name not in _SHARED}
+    return {**env, "SERVICES_HOME": str(ROOT / ".cache" / home), **ports, **mode}
+
+
 async def on_server(server_url: str, *statements: str) -> None:
     """`statements` one after the other on the server of `server_url`, outside a transaction
     (as CREATE and DROP DATABASE must be)."""
@@ -60,16 +74,15 @@ class OwnServices:
     """The fault tests' own Kafka and PostgreSQL: `services` to start, stop and inspect them."""
 
     def __init__(self) -> None:
-        self.env = {
-            **os.environ,
-            "SERVICES_HOME": str(ROOT / ".cache" / "faults"),
+        self.env = own_services_env(
+            "faults",
             # Below the ephemeral range (32768-60999 on Linux): a client retrying a stopped
             # broker's port from inside that range can connect to itself and take the port.
-            "KAFKA_PORT": os.environ.get("FAULT_KAFKA_PORT", "19192"),
-            "PG_PORT": os.environ.get("FAULT_PG_PORT", "15532"),
-        }
-        for name in ("KAFKA_BROKERS", "KAFKA_SECURE", "CACHE"):
-            self.env.pop(name, None)
+            {
+                "KAFKA_PORT": os.environ.get("FAULT_KAFKA_PORT", "19192"),
+                "PG_PORT": os.environ.get("FAULT_PG_PORT", "15532"),
+            },
+        )
         self.services = services_on(self.env)
 
     def run(self, *args: str) -> None:

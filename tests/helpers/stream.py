@@ -109,6 +109,12 @@ def fast(make_settings: MakeSettings, **overrides: object) -> Settings:
     return make_settings(**values)
 
 
+def for_workers(make_settings: MakeSettings, **overrides: object) -> Settings:
+    """`fast`, for several stream workers in one group: six partitions to split between them,
+    and a window (ten minutes) that holds every outcome the test sends."""
+    return fast(make_settings, topic_partitions=6, alert_window_seconds=600.0, **overrides)
+
+
 async def metric(settings: Settings, name: str) -> float | None:
     """A sample of the stream child's /metrics; None while it does not answer."""
     url = f"http://{settings.http_host}:{settings.stream_http_port}/metrics"

@@ -109,8 +109,13 @@ def encode(body: dict[str, object]) -> bytes:
 
 
 @asynccontextmanager
-async def producer_for(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
+async def producer_for(
+    settings: Settings, *, transactional: bool = False
+) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer; `transactional` gives it an id of its own, so a test writes in
+    transactions as the consumer does (commit markers, aborted records)."""
+    identity = {"transactional_id": f"test-{uuid.uuid4().hex}"} if transactional else {}
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all", **identity)
     await producer.start()
     try:
         yield producer
@@ -120,16 +125,18 @@ async def producer_for(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 async def send_requests(
     settings: Settings,
-    values: Iterable[bytes],
+    values: Iterable[bytes | dict[str, object]],
     *,
     key: bytes | None = None,
     secret: str | None = None,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> int:
-    """Produce raw request values, keyed by their store_id when they have one."""
+    """Produce requests, keyed by their store_id when they have one: a JSON object encoded,
+    bytes as they are (a test of unreadable input sends those)."""
     sent = 0
     async with producer_for(settings) as producer:
-        for value in values:
+        for given in values:
+            value = given if isinstance(given, bytes) else encode(given)
             record_key = key
             if record_key is None:
                 try:
@@ -163,7 +170,7 @@ async def request_publishing(
     settings: Settings, creators: Iterable[Creator], *, key: bytes | None = None
 ) -> int:
     """Send one valid request by each of `creators` (keyed by its store, or by `key`)."""
-    return await send_requests(settings, [encode(request_body(c)) for c in creators], key=key)
+    return await send_requests(settings, [request_body(c) for c in creators], key=key)
 
 
 async def read_outcomes(

@@ -10,7 +10,8 @@ import asyncpg
 from schemas.events import Reason, Status
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettings, MakeSettingsWithTopics
+from tests.helpers.locks import stores_locked
 from tests.helpers.support import (
     encode,
     outcomes_of,
@@ -73,32 +74,20 @@ async def test_ten_requests_for_one_store_sent_at_once_publish_it_once(
 
 
 async def test_a_request_that_failed_is_processed_afresh_when_replayed(
-    settings: Settings, database_url: str, make_settings: MakeSettings, make_creators: MakeCreators
+    make_settings_with_topics: MakeSettingsWithTopics,
+    database_url: str,
+    make_creators: MakeCreators,
 ) -> None:
     """A row lock held past the retry budget fails the request; replayed later, it publishes."""
     (creator,) = await make_creators()
-
-    quick = make_settings(
-        topic_requests=settings.topic_requests,
-        topic_outcomes=settings.topic_outcomes,
-        topic_dlq=settings.topic_dlq,
-        consumer_group=settings.consumer_group,
-        db_lock_timeout_ms=200,
-    )
+    quick = await make_settings_with_topics(db_lock_timeout_ms=200)
     value = encode(request_body(creator))
-    locker = await asyncpg.connect(database_url)
-    try:
-        async with running_consumer(quick):
-            lock = locker.transaction()
-            await lock.start()
-            await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", creator.store_id)
-            await send_requests(quick, [value])
-            failed = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=1))
-            await lock.rollback()
-            await send_requests(quick, [value])
-            both = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=2))
-    finally:
-        await locker.close()
+    async with running_consumer(quick), stores_locked(database_url, [creator.store_id]) as lock:
+        await send_requests(quick, [value])
+        failed = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=1))
+        await lock.release()
+        await send_requests(quick, [value])
+        both = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=2))
     assert (failed[0].status, failed[0].reason) == (Status.FAILED, Reason.RETRIES_EXHAUSTED)
     assert failed[0].attempts == quick.retry_max_attempts
     later = [o for o in both if o.status is not Status.FAILED]

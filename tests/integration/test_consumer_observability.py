@@ -11,7 +11,6 @@ import asyncpg
 
 from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.support import (
-    encode,
     free_port,
     outcomes_by_request,
     request_body,
@@ -50,7 +49,7 @@ async def test_metrics_count_outcomes_dead_letters_and_gating_blocks_by_step(
         request_body(blocked),
         request_body(user_id=uuid.uuid4(), store_id=ready.store_id),
     ]
-    await send_requests(settings, [encode(b) for b in bodies])
+    await send_requests(settings, bodies)
     async with running_consumer(settings):
         await outcomes_by_request(settings, len(bodies))
         await asyncio.sleep(0.5)

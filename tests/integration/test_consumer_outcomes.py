@@ -47,7 +47,7 @@ async def test_every_business_status_and_reason_reaches_the_outcome_topic(
         "store_not_found": request_body(user_id=ready.user_id, store_id=uuid.uuid4()),
         "forbidden": request_body(user_id=intruder.user_id, store_id=owner.store_id),
     }
-    await send_requests(settings, [encode(body) for body in cases.values()])
+    await send_requests(settings, cases.values())
     async with running_consumer(settings):
         outcomes = await outcomes_by_request(settings, len(cases))
 
@@ -119,7 +119,7 @@ async def test_every_missing_step_is_listed_and_a_step_without_active_definition
     finally:
         await conn.close()
     body = request_body(creator)
-    await send_requests(settings, [encode(body)])
+    await send_requests(settings, [body])
     async with running_consumer(settings):
         outcomes = await outcomes_by_request(settings, 1)
     outcome = outcomes[uuid.UUID(str(body["event_id"]))]

@@ -7,12 +7,11 @@ import uuid
 import asyncpg
 
 from schemas.events import Reason, Status
-from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.settings import MakeSettings
+from tests.fixtures.settings import MakeSettingsWithTopics
 from tests.helpers.dlq import cli, json_lines
+from tests.helpers.locks import stores_locked
 from tests.helpers.support import (
-    encode,
     outcomes_of,
     read_topic,
     request_body,
@@ -22,50 +21,34 @@ from tests.helpers.support import (
 
 
 async def test_replay_after_a_database_fault_publishes_each_failed_request_exactly_once(
-    settings: Settings, database_url: str, make_settings: MakeSettings, make_creators: MakeCreators
+    make_settings_with_topics: MakeSettingsWithTopics,
+    database_url: str,
+    make_creators: MakeCreators,
 ) -> None:
     creators = await make_creators(3)
     # Row locks held past the retry budget: the fault fails every request.
-    quick = make_settings(
-        topic_requests=settings.topic_requests,
-        topic_outcomes=settings.topic_outcomes,
-        topic_dlq=settings.topic_dlq,
-        topic_alerts=settings.topic_alerts,
-        consumer_group=settings.consumer_group,
-        db_lock_timeout_ms=200,
-    )
+    quick = await make_settings_with_topics(db_lock_timeout_ms=200)
     bodies = [request_body(creator) for creator in creators]
-    locker = await asyncpg.connect(database_url)
-    try:
-        async with running_consumer(quick):
-            lock = locker.transaction()
-            await lock.start()
-            await locker.execute(
-                "SELECT 1 FROM stores WHERE id = ANY($1::uuid[]) FOR UPDATE",
-                [creator.store_id for creator in creators],
-            )
-            await send_requests(quick, [encode(body) for body in bodies])
-            failed = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=3))
-            await lock.rollback()
-            assert {(o.status, o.reason) for o in failed} == {
-                (Status.FAILED, Reason.RETRIES_EXHAUSTED)
-            }
-            assert len(await read_topic(quick, quick.topic_dlq, expect=3)) == 3
+    doomed = [creator.store_id for creator in creators]
+    async with running_consumer(quick), stores_locked(database_url, doomed) as lock:
+        await send_requests(quick, bodies)
+        failed = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=3))
+        await lock.release()
+        assert {(o.status, o.reason) for o in failed} == {(Status.FAILED, Reason.RETRIES_EXHAUSTED)}
+        assert len(await read_topic(quick, quick.topic_dlq, expect=3)) == 3
 
-            listed = await cli(quick, "dlq", "list", "--json", "--reason", "retries_exhausted")
-            assert [row["state"] for row in json_lines(listed.out)] == ["send"] * 3
+        listed = await cli(quick, "dlq", "list", "--json", "--reason", "retries_exhausted")
+        assert [row["state"] for row in json_lines(listed.out)] == ["send"] * 3
 
-            first = await cli(quick, "dlq", "replay", "--reason", "retries_exhausted", "--yes")
-            assert first.code == 0, first.err
-            assert "sent 3 of 3" in first.out
-            after_first = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=6))
+        first = await cli(quick, "dlq", "replay", "--reason", "retries_exhausted", "--yes")
+        assert first.code == 0, first.err
+        assert "sent 3 of 3" in first.out
+        after_first = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=6))
 
-            # Replaying the same records again: the consumer answers from its record.
-            second = await cli(quick, "dlq", "replay", "--reason", "retries_exhausted", "--yes")
-            assert second.code == 0, second.err
-            after_second = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=9))
-    finally:
-        await locker.close()
+        # Replaying the same records again: the consumer answers from its record.
+        second = await cli(quick, "dlq", "replay", "--reason", "retries_exhausted", "--yes")
+        assert second.code == 0, second.err
+        after_second = outcomes_of(await read_topic(quick, quick.topic_outcomes, expect=9))
 
     requested = {uuid.UUID(str(body["event_id"])) for body in bodies}
     published = [o for o in after_first if o.status is Status.PUBLISHED]

@@ -8,6 +8,7 @@ from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import Reason, Status
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.settings import MakeSettingsWithTopics
+from tests.helpers.locks import step_definitions_locked
 from tests.helpers.support import (
     read_outcomes,
     read_topic,
@@ -23,18 +24,10 @@ async def test_unreadable_gating_state_fails_closed_with_gating_unavailable(
 ) -> None:
     settings = await make_settings_with_topics(topic_partitions=1, db_lock_timeout_ms=100)
     creators = await make_creators(2)
-    locker = await asyncpg.connect(database_url)
-    held = locker.transaction()
-    await held.start()
-    # The step definitions cannot be read while this lock is held: gating cannot be evaluated.
-    await locker.execute("LOCK TABLE onboarding_step_definitions IN ACCESS EXCLUSIVE MODE")
-    try:
+    async with step_definitions_locked(database_url):
         await request_publishing(settings, creators, key=b"k")
         async with running_consumer(settings):
             outcomes = await read_outcomes(settings, expect=2)
-    finally:
-        await held.rollback()
-        await locker.close()
     assert [(o.status, o.reason) for o in outcomes] == [
         (Status.FAILED, Reason.GATING_UNAVAILABLE)
     ] * 2

@@ -12,14 +12,10 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-from ops.runtime.topics import ensure_topics
-from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.gateway import MintToken, StartGateway
-from tests.fixtures.processes import StartConsumer
+from tests.fixtures.gateway import StartFront
 from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import outcomes_of, read_topic
 
@@ -49,21 +45,14 @@ def answers_by_route(metrics: str) -> dict[str, Counter[str]]:
 
 
 async def test_schemathesis_finds_nothing_outside_the_description_and_every_request_one_outcome(
-    make_gateway_settings: Callable[..., Settings],
-    start_consumer: StartConsumer,
-    start_gateway: StartGateway,
-    mint_token: MintToken,
-    make_creators: MakeCreators,
-    tmp_path: Path,
+    start_front: StartFront, make_creators: MakeCreators, tmp_path: Path
 ) -> None:
     # A short wait: some POSTs are decided within it (200, 400, 409 ...), the others answer
     # 202 with the requestId the poll link carries, so the poll meets pending and decided ids.
-    settings = make_gateway_settings(gateway_rate_per_user_per_min=100_000, gateway_wait_ms=20)
-    await ensure_topics(settings)
-    await start_consumer(settings)
-    url = await start_gateway(settings)
+    front = await start_front(gateway_rate_per_user_per_min=100_000, gateway_wait_ms=20)
+    settings, url = front.settings, front.url
     (creator,) = await make_creators(1)
-    token = mint_token(creator.user_id, exp=int(time.time()) + 900)
+    token = front.mint(creator.user_id, exp=int(time.time()) + 900)
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG, encoding="utf-8")
     started = time.monotonic()

@@ -5,57 +5,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
-import aiohttp
 import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from ops.runtime.topics import ensure_topics
-from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.gateway import MintToken, StartGateway
-from tests.fixtures.processes import StartConsumer
-from tests.helpers.openapi_check import checked_session
+from tests.fixtures.gateway import ROUTE, Front, StartFront
+from tests.helpers.locks import HeldLock, step_definitions_locked, stores_locked
 from tests.helpers.support import Creator
-
-ROUTE = "/api/store/publish"
-CONFIRM = b'{"confirmPublish": true}'
-
-
-@dataclass
-class Front:
-    url: str
-    http: aiohttp.ClientSession
-    mint: MintToken
-
-    async def post(
-        self,
-        creator: Creator | uuid.UUID,
-        body: bytes = b'{"confirmPublish": true}',
-        **headers: str,
-    ) -> tuple[int, dict[str, object], dict[str, str]]:
-        user = creator.user_id if isinstance(creator, Creator) else creator
-        headers.setdefault("Authorization", f"Bearer {self.mint(user)}")
-        async with self.http.post(self.url + ROUTE, data=body, headers=headers) as answer:
-            return answer.status, await answer.json(), answer.headers.copy()
 
 
 @pytest.fixture
-async def front(
-    make_gateway_settings: Callable[..., Settings],
-    start_consumer: StartConsumer,
-    start_gateway: StartGateway,
-    mint_token: MintToken,
-) -> AsyncIterator[Front]:
-    settings = make_gateway_settings(gateway_rate_per_user_per_min=30, db_lock_timeout_ms=100)
-    await ensure_topics(settings)
-    await start_consumer(settings)
-    url = await start_gateway(settings)
-    async with checked_session() as http:
-        yield Front(url, http, mint_token)
+async def front(start_front: StartFront) -> Front:
+    return await start_front(gateway_rate_per_user_per_min=30, db_lock_timeout_ms=100)
 
 
 async def test_published_is_200_with_its_headers(front: Front, make_creators: MakeCreators) -> None:
@@ -176,37 +141,43 @@ async def test_a_user_without_a_store_is_404(front: Front, database_url: str) ->
     assert (status, body["error"]) == (404, "Store not found")
 
 
-async def test_gating_that_cannot_be_evaluated_is_503(
-    front: Front, make_creators: MakeCreators, database_url: str
-) -> None:
-    (creator,) = await make_creators(1)
-    locker = await asyncpg.connect(database_url)
-    held = locker.transaction()
-    await held.start()
-    await locker.execute("LOCK TABLE onboarding_step_definitions IN ACCESS EXCLUSIVE MODE")
-    try:
-        status, body, _ = await front.post(creator)
-    finally:
-        await held.rollback()
-        await locker.close()
-    assert (status, body["error"]) == (503, "Gating unavailable")
+Lock = Callable[[str, Creator], AbstractAsyncContextManager[HeldLock]]
 
 
-async def test_a_store_locked_past_the_retries_is_500_failed_to_publish(
-    front: Front, make_creators: MakeCreators, database_url: str
+@pytest.mark.parametrize(
+    ("lock", "status", "error", "detail"),
+    [
+        pytest.param(
+            lambda url, _: step_definitions_locked(url),
+            503,
+            "Gating unavailable",
+            None,
+            id="gating that cannot be evaluated is 503",
+        ),
+        pytest.param(
+            lambda url, creator: stores_locked(url, [creator.store_id]),
+            500,
+            "Failed to publish store",
+            "retries_exhausted",
+            id="a store locked past the retries is 500 failed to publish",
+        ),
+    ],
+)
+async def test_a_database_fault_past_the_retries_answers_its_row(
+    front: Front,
+    make_creators: MakeCreators,
+    database_url: str,
+    lock: Lock,
+    status: int,
+    error: str,
+    detail: str | None,
 ) -> None:
     (creator,) = await make_creators(1)
-    locker = await asyncpg.connect(database_url)
-    held = locker.transaction()
-    await held.start()
-    await locker.execute("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", creator.store_id)
-    try:
-        status, body, _ = await front.post(creator)
-    finally:
-        await held.rollback()
-        await locker.close()
-    assert (status, body["error"]) == (500, "Failed to publish store")
-    assert "retries_exhausted" in str(body["details"])
+    async with lock(database_url, creator):
+        answered, body, _ = await front.post(creator)
+    assert (answered, body["error"]) == (status, error)
+    if detail is not None:
+        assert detail in str(body["details"])
 
 
 async def test_past_the_rate_a_user_gets_429_with_retry_after(

@@ -17,34 +17,10 @@ from ops.runtime.pause_switch import set_paused
 from ops.runtime.topics import ensure_topics
 from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
-from tests.fixtures.gateway import MintToken, StartGateway
+from tests.fixtures.gateway import CONFIRM, ROUTE, StartFront
 from tests.fixtures.processes import StartConsumer
 from tests.helpers.openapi_check import checked_session
 from tests.helpers.support import free_port
-
-ROUTE = "/api/store/publish"
-CONFIRM = b'{"confirmPublish": true}'
-
-
-async def post(
-    http: aiohttp.ClientSession, url: str, token: str, **headers: str
-) -> tuple[int, dict[str, object], str | None]:
-    headers["Authorization"] = f"Bearer {token}"
-    async with http.post(url + ROUTE, data=CONFIRM, headers=headers) as answer:
-        return answer.status, await answer.json(), answer.headers.get("Location")
-
-
-async def poll_until_decided(
-    http: aiohttp.ClientSession, url: str, location: str, token: str, wait_s: float = 60
-) -> tuple[int, dict[str, object]]:
-    headers = {"Authorization": f"Bearer {token}"}
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while True:
-        async with http.get(url + location, headers=headers) as answer:
-            status, body = answer.status, await answer.json()
-        if status != 202 or asyncio.get_running_loop().time() > deadline:
-            return status, body
-        await asyncio.sleep(0.2)
 
 
 async def published_by(database_url: str, store_id: uuid.UUID) -> tuple[str, uuid.UUID | None, int]:
@@ -63,23 +39,13 @@ async def published_by(database_url: str, store_id: uuid.UUID) -> tuple[str, uui
 
 
 async def test_a_retried_idempotency_key_gets_the_first_answer_and_publishes_once(
-    make_gateway_settings: Callable[..., Settings],
-    start_consumer: StartConsumer,
-    start_gateway: StartGateway,
-    make_creators: MakeCreators,
-    mint_token: MintToken,
-    database_url: str,
+    start_front: StartFront, make_creators: MakeCreators, database_url: str
 ) -> None:
-    settings = make_gateway_settings()
-    await ensure_topics(settings)
-    await start_consumer(settings)
-    url = await start_gateway(settings)
+    front = await start_front()
     (creator,) = await make_creators(1)
-    token = mint_token(creator.user_id)
-    async with checked_session() as http:
-        first = await post(http, url, token, **{"Idempotency-Key": "order-1"})
-        again = await post(http, url, token, **{"Idempotency-Key": "order-1"})
-        other = await post(http, url, token, **{"Idempotency-Key": "order-2"})
+    first = await front.post(creator, **{"Idempotency-Key": "order-1"})
+    again = await front.post(creator, **{"Idempotency-Key": "order-1"})
+    other = await front.post(creator, **{"Idempotency-Key": "order-2"})
     assert first[0] == again[0] == 200
     assert first[1] == again[1]
     assert (other[0], other[1]["error"]) == (409, "Store already published")
@@ -89,65 +55,54 @@ async def test_a_retried_idempotency_key_gets_the_first_answer_and_publishes_onc
 
 
 async def test_a_wait_past_the_bound_is_202_and_the_poll_answers_once_decided(
-    make_gateway_settings: Callable[..., Settings],
-    start_consumer: StartConsumer,
-    start_gateway: StartGateway,
-    make_creators: MakeCreators,
-    mint_token: MintToken,
+    start_front: StartFront, start_consumer: StartConsumer, make_creators: MakeCreators
 ) -> None:
-    settings = make_gateway_settings(gateway_wait_ms=300)
-    await ensure_topics(settings)
-    url = await start_gateway(settings)  # no consumer yet: nothing can be decided
+    # No consumer yet: nothing can be decided.
+    front = await start_front(consumer=False, gateway_wait_ms=300)
     (creator,) = await make_creators(1)
-    token = mint_token(creator.user_id)
-    async with checked_session() as http:
-        status, body, location = await post(http, url, token)
-        assert (status, body["status"]) == (202, "pending")
-        assert location == f"{ROUTE}/{body['requestId']}"
-        assert (await poll_until_decided(http, url, location, token, wait_s=0))[0] == 202
-        stranger = mint_token((await make_creators(1))[0].user_id)
-        assert (await poll_until_decided(http, url, location, stranger))[0] == 404
-        assert (await poll_until_decided(http, url, f"{ROUTE}/{uuid.uuid4()}", token))[0] == 404
-        await start_consumer(settings)
-        decided = await poll_until_decided(http, url, location, token)
-        assert decided[0] == 200
-        assert decided[1]["success"] is True
-        assert (await poll_until_decided(http, url, location, stranger))[0] == 404
+    status, body, headers = await front.post(creator)
+    location = headers.get("Location")
+    assert (status, body["status"]) == (202, "pending")
+    assert location == f"{ROUTE}/{body['requestId']}"
+    assert (await front.poll(location, creator, wait_s=0))[0] == 202
+    (stranger,) = await make_creators(1)
+    assert (await front.poll(location, stranger))[0] == 404
+    assert (await front.poll(f"{ROUTE}/{uuid.uuid4()}", creator))[0] == 404
+    await start_consumer(front.settings)
+    decided = await front.poll(location, creator)
+    assert decided[0] == 200
+    assert decided[1]["success"] is True
+    assert (await front.poll(location, stranger))[0] == 404
 
 
 async def test_while_paused_the_answer_is_202_and_the_poll_answers_after_resume(
-    make_gateway_settings: Callable[..., Settings],
+    start_front: StartFront,
     start_consumer: StartConsumer,
-    start_gateway: StartGateway,
     make_creators: MakeCreators,
-    mint_token: MintToken,
     database_url: str,
 ) -> None:
-    settings = make_gateway_settings()
-    await ensure_topics(settings)
+    front = await start_front(consumer=False)
     conn = await asyncpg.connect(database_url)
     try:
         await set_paused(conn, paused=True, reason="gateway test", changed_by="test")
-        await start_consumer(settings)
-        url = await start_gateway(settings)
+        await start_consumer(front.settings)
         (creator,) = await make_creators(1)
-        token = mint_token(creator.user_id)
-        async with checked_session() as http:
-            status, body, location = await post(http, url, token)
-            assert (status, body["status"]) == (202, "pending")
-            assert location is not None
-            await asyncio.sleep(1.0)  # well past the consumer's pause poll
-            assert (await poll_until_decided(http, url, location, token, wait_s=0))[0] == 202
-            await set_paused(conn, paused=False, reason=None, changed_by="test")
-            decided = await poll_until_decided(http, url, location, token)
-            assert decided[0] == 200
-            # With Prefer: respond-async nothing is waited for, even when unpaused.
-            (second,) = await make_creators(1)
-            token2 = mint_token(second.user_id)
-            status, body, location = await post(http, url, token2, Prefer="respond-async")
-            assert status == 202
-            assert location is not None
-            assert (await poll_until_decided(http, url, location, token2))[0] == 200
+        status, body, headers = await front.post(creator)
+        location = headers.get("Location")
+        assert (status, body["status"]) == (202, "pending")
+        assert location is not None
+        await asyncio.sleep(1.0)  # well past the consumer's pause poll
+        assert (await front.poll(location, creator, wait_s=0))[0] == 202
+        await set_paused(conn, paused=False, reason=None, changed_by="test")
+        decided = await front.poll(location, creator)
+        assert decided[0] == 200
+        # With Prefer: respond-async nothing is waited for, even when unpaused.
+        (second,) = await make_creators(1)
+        status, body, headers = await front.post(second, Prefer="respond-async")
+        location = headers.get("Location")
+        assert status == 202
+        assert location is not None
+        assert (await front.poll(location, second))[0] == 200
     finally:
         await conn.close()
 

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from consumers.ledger import maintain_ledger
 from ops.bench.load import database_url as database_named
 from ops.db.migrate import migrate_database
-from ops.db.roles import create_role_sql
+from ops.db.roles import NewRole, create_roles_sql
 from ops.runtime.pg_roles import DATABASE_ROLES, role_dsn
 from ops.runtime.roles import LEDGER_OWNER, Role, pg_role
 from ops.runtime.topics import ensure_topics
@@ -38,7 +38,6 @@ from tests.helpers.openapi_check import checked_session
 from tests.helpers.role_pipeline import SCENARIO_SETTINGS, pipeline_under_roles
 from tests.helpers.support import (
     Creator,
-    encode,
     read_outcomes,
     request_body,
     running_consumer,
@@ -76,10 +75,10 @@ async def test_the_consumer_under_its_role_decides_each_request_once(
     bodies = [request_body(c) for c in [*ready, *gated]]
     registry = CollectorRegistry()
     async with running_consumer(settings, registry):
-        await send_requests(settings, [encode(body) for body in bodies])
+        await send_requests(settings, bodies)
         outcomes = await read_outcomes(settings, expect=len(bodies))
         # Delivered again: answered from the ledger, nothing published twice.
-        await send_requests(settings, [encode(body) for body in bodies[:3]])
+        await send_requests(settings, bodies[:3])
         again = await read_outcomes(settings, expect=len(bodies) + 3)
         runs = registry.get_sample_value(
             "store_publish_ledger_maintenance_runs_total", {"result": "ok"}
@@ -390,8 +389,8 @@ async def test_a_role_created_meanwhile_by_another_migrate_is_no_error(database_
         one, two = first.transaction(), second.transaction()
         await one.start()
         await two.start()
-        await first.execute(create_role_sql(name, "NOLOGIN"))
-        racing = asyncio.create_task(second.execute(create_role_sql(name, "NOLOGIN")))
+        await first.execute(create_roles_sql([NewRole(name, "NOLOGIN")]))
+        racing = asyncio.create_task(second.execute(create_roles_sql([NewRole(name, "NOLOGIN")])))
         pid = second.get_server_pid()
         while not await first.fetchval(
             "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = $1 AND NOT granted)", pid
@@ -406,3 +405,37 @@ async def test_a_role_created_meanwhile_by_another_migrate_is_no_error(database_
         await first.execute(f"DROP ROLE IF EXISTS {name}")
         await first.close()
         await second.close()
+
+
+async def test_a_role_that_drifted_from_what_the_code_insists_on_is_brought_back(
+    database_url: str,
+) -> None:
+    """NOLOGIN and NOINHERIT, where the code insists, are restored on a role that exists
+    already; what the code does not insist on (a process role's LOGIN) is left to the DBA."""
+    names = [f"store_publish_drift_{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    conn = await asyncpg.connect(database_url)
+    try:
+        for name in names:
+            await conn.execute(f"CREATE ROLE {name} LOGIN INHERIT")
+        await conn.execute(
+            create_roles_sql(
+                [
+                    NewRole(names[0], "NOLOGIN", insisted="NOLOGIN"),
+                    NewRole(names[1], "LOGIN NOINHERIT", insisted="NOINHERIT"),
+                    NewRole(names[2], "NOLOGIN"),
+                ]
+            )
+        )
+        rows = await conn.fetch(
+            "SELECT rolname, rolcanlogin, rolinherit FROM pg_roles WHERE rolname = ANY($1)", names
+        )
+        found = {row["rolname"]: (row["rolcanlogin"], row["rolinherit"]) for row in rows}
+        assert found == {
+            names[0]: (False, True),
+            names[1]: (True, False),
+            names[2]: (True, True),
+        }
+    finally:
+        for name in names:
+            await conn.execute(f"DROP ROLE IF EXISTS {name}")
+        await conn.close()

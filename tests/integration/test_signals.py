@@ -19,7 +19,7 @@ from schemas.settings import Settings
 from tests.fixtures.creators import MakeCreators
 from tests.fixtures.processes import ConsumerProcessFactory
 from tests.fixtures.settings import MakeSettings
-from tests.helpers.support import encode, read_topic, request_body, send_requests
+from tests.helpers.support import read_topic, request_body, send_requests
 
 # Nothing listens here: below the ephemeral port range, so no client can connect to itself.
 CLOSED = "127.0.0.1:1"
@@ -109,12 +109,12 @@ async def test_consumer_stops_while_held_back_by_a_database_fault(
     warm = await make_creators(1)
     process = consumer_process(settings).start()
     # Asserted and working first, then the fault.
-    await send_requests(settings, [encode(request_body(warm[0]))])
+    await send_requests(settings, [request_body(warm[0])])
     assert len(await read_topic(settings, settings.topic_outcomes, expect=1)) == 1
     admin = await asyncpg.connect(database_url)
     try:
         await admin.execute("ALTER TABLE onboarding_events RENAME COLUMN metadata TO m_old")
-        await send_requests(settings, [encode(request_body(creator))])
+        await send_requests(settings, [request_body(creator)])
         await _wait_logged(
             process, "Database fault, publishing held back and requests wait in Kafka"
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import NodeNotReadyError
 from aiokafka.structs import TopicPartition
@@ -178,24 +178,14 @@ async def test_outcomes_of_an_aborted_transaction_are_not_counted(
 ) -> None:
     settings = fast(make_settings, alert_window_seconds=120.0)
     await ensure_topics(settings)
-    transactional = AIOKafkaProducer(
-        **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"
-    )
-    await transactional.start()
-    try:
+    async with producer_for(settings, transactional=True) as transactional:
         async with transactional.transaction():
-            for item in (outcome(Status.FAILED) for _ in range(7)):
-                await transactional.send(
-                    settings.topic_outcomes, key=b"k", value=item.model_dump_json().encode()
-                )
-        await transactional.begin_transaction()
-        for item in (outcome(Status.FAILED) for _ in range(5)):
-            await transactional.send(
-                settings.topic_outcomes, key=b"k", value=item.model_dump_json().encode()
+            await send_outcomes(
+                transactional, settings, *(outcome(Status.FAILED) for _ in range(7))
             )
+        await transactional.begin_transaction()
+        await send_outcomes(transactional, settings, *(outcome(Status.FAILED) for _ in range(5)))
         await transactional.abort_transaction()
-    finally:
-        await transactional.stop()
     registry = CollectorRegistry()
     async with running_stream(settings, registry):
         assert await wait_for_gauge(registry, "store_publish_window_outcomes", 7) == 7
@@ -211,22 +201,12 @@ async def test_committed_offsets_keep_up_with_many_small_transactions(
     settings = fast(make_settings, alert_window_seconds=120.0, topic_partitions=1)
     await ensure_topics(settings)
     transactions = 120
-    transactional = AIOKafkaProducer(
-        **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"
-    )
     registry = CollectorRegistry()
     async with running_stream(settings, registry):
-        await transactional.start()
-        try:
+        async with producer_for(settings, transactional=True) as transactional:
             for _ in range(transactions):
                 async with transactional.transaction():
-                    await transactional.send(
-                        settings.topic_outcomes,
-                        key=b"k",
-                        value=outcome(Status.PUBLISHED).model_dump_json().encode(),
-                    )
-        finally:
-            await transactional.stop()
+                    await send_outcomes(transactional, settings, outcome(Status.PUBLISHED))
         assert await wait_for_gauge(registry, "store_publish_window_outcomes", transactions) == (
             transactions
         )
@@ -416,25 +396,15 @@ async def test_at_a_low_rate_the_stream_folds_many_transactions_per_wake(
     )
     await ensure_topics(settings)
     transactions = 60
-    transactional = AIOKafkaProducer(
-        **settings.kafka_client_options(), transactional_id=f"test-{uuid.uuid4().hex}"
-    )
     registry = CollectorRegistry()
     async with running_stream(settings, registry):
-        await transactional.start()
-        try:
+        async with producer_for(settings, transactional=True) as transactional:
             began = time.monotonic()
             for index in range(transactions):
                 async with transactional.transaction():
-                    await transactional.send(
-                        settings.topic_outcomes,
-                        key=b"k",
-                        value=outcome(Status.PUBLISHED).model_dump_json().encode(),
-                    )
+                    await send_outcomes(transactional, settings, outcome(Status.PUBLISHED))
                 await asyncio.sleep(max(0.0, began + (index + 1) * 0.05 - time.monotonic()))
             span_s = time.monotonic() - began
-        finally:
-            await transactional.stop()
         assert await wait_for_gauge(registry, "store_publish_window_outcomes", transactions) == (
             transactions
         )

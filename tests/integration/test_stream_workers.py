@@ -12,7 +12,7 @@ import pytest
 from ops.runtime.topics import create_topics, ensure_topics
 from schemas.events import Alert, PublishOutcome, Status
 from tests.fixtures.settings import MakeSettings
-from tests.helpers.stream import StreamWorkers, fast, outcome, read_alerts, send_outcomes
+from tests.helpers.stream import StreamWorkers, for_workers, outcome, read_alerts, send_outcomes
 from tests.helpers.support import producer_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -44,12 +44,7 @@ def split(reports: dict[str, dict[str, object]]) -> bool:
 async def test_two_workers_count_and_alert_exactly_as_one_worker_does(
     make_settings: MakeSettings, database_url: str, tmp_path: Path
 ) -> None:
-    one = fast(
-        make_settings,
-        topic_partitions=6,
-        alert_window_seconds=600.0,
-        alert_min_events=10,
-    )
+    one = for_workers(make_settings, alert_min_events=10)
     await ensure_topics(one)
     two = one.model_copy(
         update={
@@ -95,9 +90,9 @@ async def test_two_workers_count_and_alert_exactly_as_one_worker_does(
 
     assert gauges["one"] == gauges["two"]
     assert gauges["one"]["store_publish_window_outcomes"] == TOTAL
-    # The six partitions split between the two, each held once; one of them evaluates.
+    # The partitions split between the two, each held once; one of them evaluates.
     held = [p for report in reports.values() for p in report["partitions"]]  # type: ignore[attr-defined]
-    assert sorted(held) == list(range(6)), reports
+    assert sorted(held) == list(range(one.topic_partitions)), reports
     assert all(report["partitions"] for report in reports.values()), reports
     assert sum(bool(report["evaluating"]) for report in reports.values()) == 1, reports
 

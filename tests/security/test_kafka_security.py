@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
+from ops.dev.services_tool.secure import ca_request
 from ops.runtime.roles import Role
 from ops.runtime.topics import ensure_topics
 from schemas.events import Status
@@ -26,7 +27,6 @@ from tests.fixtures.processes import ConsumerProcessFactory
 from tests.fixtures.security import MakeSecureRoles
 from tests.helpers.services import SecureBroker
 from tests.helpers.support import (
-    encode,
     outcomes_by_request,
     request_body,
     running_consumer,
@@ -69,29 +69,13 @@ async def _client_start_is_refused(settings: Settings, caplog: pytest.LogCapture
 
 def _stranger_ca(directory: Path) -> Path:
     """A CA certificate that signed nothing the broker presents."""
-    cafile = directory / "stranger-ca.pem"
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=stranger CA",
-            "-keyout",
-            str(directory / "stranger-ca.key"),
-            "-out",
-            str(cafile),
-        ],
+        ["openssl", *ca_request("/CN=stranger CA", days=1)],
+        cwd=directory,
         check=True,
         capture_output=True,
     )
-    return cafile
+    return directory / "ca.pem"
 
 
 async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
@@ -111,7 +95,7 @@ async def test_signed_request_is_published_end_to_end_over_sasl_ssl(
     )
     body = await _seed_ready_creator(database_url)
 
-    await send_requests(roles(Role.UPSTREAM), [encode(body)], secret=SECRET)
+    await send_requests(roles(Role.UPSTREAM), [body], secret=SECRET)
     async with running_consumer(roles(Role.CONSUMER)):
         outcomes = await outcomes_by_request(roles(Role.ANALYTICS), 1)
 
@@ -193,7 +177,7 @@ async def test_scram_password_never_appears_in_the_consumer_log(
     consumer = consumer_process(roles(Role.CONSUMER), "consumer")
     consumer.start()
     try:
-        await send_requests(roles(Role.UPSTREAM), [encode(body)], secret=SECRET)
+        await send_requests(roles(Role.UPSTREAM), [body], secret=SECRET)
         outcomes = await outcomes_by_request(roles(Role.ANALYTICS), 1)
     finally:
         assert consumer.terminate() == 0, "SIGTERM must drain and exit 0"

@@ -27,6 +27,7 @@ from consumers.decision import (
     missing_steps,
 )
 from schemas.events import REASONS_BY_STATUS, PublishRequested, Reason, Status
+from schemas.requests import publish_request
 
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(days=3)
@@ -44,13 +45,8 @@ def request(
     confirm: bool = True,
     event_id: uuid.UUID | None = None,
 ) -> PublishRequested:
-    return PublishRequested(
-        event_id=event_id or uuid.uuid4(),
-        schema_version=1,
-        occurred_at=EARLIER,
-        user_id=user_id,
-        store_id=store_id,
-        confirm_publish=confirm,
+    return publish_request(
+        user_id, store_id, event_id=event_id, occurred_at=EARLIER, confirm_publish=confirm
     )
 
 
@@ -83,14 +79,16 @@ def verdict(
     req: PublishRequested | None = None,
     *,
     user_exists: bool = True,
+    store_exists: bool = True,
     store_state: StoreState | None = None,
     gating_state: GatingState | None = None,
     required: Sequence[str] = ("payments",),
 ) -> Verdict:
+    """`decide` at NOW; the owner's draft store and every step done unless told otherwise."""
     return decide(
         req or request(),
         user_exists=user_exists,
-        store=store_state if store_state is not None else store(),
+        store=(store_state or store()) if store_exists else None,
         gating=gating_state if gating_state is not None else gating(),
         required_steps=required,
         now=NOW,
@@ -106,42 +104,23 @@ def refusal_of(result: Verdict) -> tuple[Status, Reason | None]:
 
 
 def test_not_confirmed_is_decided_before_any_user_or_store_lookup() -> None:
-    result = decide(
+    result = verdict(
         request(confirm=False),
         user_exists=False,
-        store=None,
-        gating=GatingState({}, frozenset()),
-        required_steps=("payments",),
-        now=NOW,
-        base_url=BASE_URL,
+        store_exists=False,
+        gating_state=GatingState({}, frozenset()),
     )
     assert refusal_of(result) == (Status.REJECTED, Reason.NOT_CONFIRMED)
     assert not result.publish
 
 
 def test_unknown_user_is_user_not_found_even_when_the_store_is_missing_too() -> None:
-    result = decide(
-        request(),
-        user_exists=False,
-        store=None,
-        gating=gating(),
-        required_steps=("payments",),
-        now=NOW,
-        base_url=BASE_URL,
-    )
+    result = verdict(user_exists=False, store_exists=False)
     assert refusal_of(result) == (Status.REJECTED, Reason.USER_NOT_FOUND)
 
 
 def test_unknown_store_is_store_not_found() -> None:
-    result = decide(
-        request(),
-        user_exists=True,
-        store=None,
-        gating=gating(),
-        required_steps=("payments",),
-        now=NOW,
-        base_url=BASE_URL,
-    )
+    result = verdict(store_exists=False)
     assert refusal_of(result) == (Status.REJECTED, Reason.STORE_NOT_FOUND)
 
 
@@ -353,14 +332,13 @@ def test_any_request_gets_one_contract_status_and_reason_and_missing_steps_iff_g
     gating_state: GatingState,
     required: tuple[str, ...],
 ) -> None:
-    result = decide(
+    result = verdict(
         request(user_id=user_id, confirm=confirm),
         user_exists=user_exists,
-        store=store_state,
-        gating=gating_state,
-        required_steps=required,
-        now=NOW,
-        base_url=BASE_URL,
+        store_exists=store_state is not None,
+        store_state=store_state,
+        gating_state=gating_state,
+        required=required,
     )
     assert result.reason in REASONS_BY_STATUS[result.status]
     assert result.status is not Status.FAILED

@@ -8,20 +8,15 @@ from datetime import UTC, datetime
 
 from consumers.decision import Verdict
 from consumers.effects import Decided, effects_of
-from schemas.events import PublishOutcome, PublishRequested, Reason, Status, outcome_event_id
+from schemas.events import PublishOutcome, Reason, Status, outcome_event_id
+from schemas.requests import publish_request
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _decided(verdict: Verdict, offset: int) -> Decided:
-    request = PublishRequested(
-        event_id=uuid.uuid4(),
-        schema_version=1,
-        occurred_at=NOW,
-        correlation_id=f"c{offset}",
-        user_id=uuid.uuid4(),
-        store_id=uuid.uuid4(),
-        confirm_publish=True,
+    request = publish_request(
+        uuid.uuid4(), uuid.uuid4(), occurred_at=NOW, correlation_id=f"c{offset}"
     )
     outcome = PublishOutcome(
         event_id=outcome_event_id(str(request.event_id)),

@@ -16,12 +16,12 @@ def named(error: BaseException) -> str:
     return type(error).__name__
 
 
-TRANSIENT_STATEMENT = [
-    pg.SerializationError("40001"),
-    pg.DeadlockDetectedError("40P01"),
-    pg.LockNotAvailableError("55P03"),
-    pg.QueryCanceledError("57014"),
-]
+def server_errors(*sqlstates: str) -> list[BaseException]:
+    """What asyncpg raises when the server answers with each SQLSTATE (its class by code)."""
+    return [pg.PostgresError.new({"C": code, "M": f"server said {code}"}) for code in sqlstates]
+
+
+TRANSIENT_STATEMENT = server_errors("40001", "40P01", "55P03", "57014")
 UNAVAILABLE = [
     ConnectionRefusedError(111, "refused"),
     ConnectionResetError(104, "reset"),
@@ -29,18 +29,11 @@ UNAVAILABLE = [
     pg.ConnectionDoesNotExistError("gone"),
     pg.PostgresConnectionError("08006"),
     pg.InterfaceError("connection is closed"),
-    pg.AdminShutdownError("57P01"),
-    pg.CannotConnectNowError("57P03"),
+    *server_errors("57P01", "57P03"),
 ]
-REQUESTS_OWN = [
-    pg.UniqueViolationError("23505"),
-    pg.ForeignKeyViolationError("23503"),
-    pg.CheckViolationError("23514"),
-    pg.DataError("22000"),
-]
+REQUESTS_OWN = server_errors("23505", "23503", "23514", "22000")
 SYSTEMIC = [
-    pg.UndefinedTableError("42P01"),
-    pg.TooManyConnectionsError("53300"),
+    *server_errors("42P01", "53300"),
     ValueError("bad"),
     KeyError("k"),
     RuntimeError("published 0 of 1 stores"),

@@ -23,6 +23,7 @@ from consumers.screening import Asserted, Refusal
 from schemas.dead_letter import DLQ_HEADER_NAMES, DeadLetterHeaders, original_headers
 from schemas.events import PublishOutcome, PublishRequested, Reason, Status, outcome_event_id
 from schemas.jsonschema import JSON_DIR
+from schemas.requests import publish_request
 
 NOW = datetime(2026, 1, 31, 12, 0, 5, tzinfo=UTC)
 RECEIVED = NOW - timedelta(milliseconds=250)
@@ -47,14 +48,12 @@ def record(*, offset: int = 41, partition: int = 3, value: bytes | None = b"{}")
 def request(
     *, event_id: uuid.UUID | None = None, correlation_id: str | None = "corr-1"
 ) -> PublishRequested:
-    return PublishRequested(
-        event_id=event_id or uuid.uuid4(),
-        schema_version=1,
+    return publish_request(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        event_id=event_id,
         occurred_at=OCCURRED,
         correlation_id=correlation_id,
-        user_id=uuid.uuid4(),
-        store_id=uuid.uuid4(),
-        confirm_publish=True,
         notify_customers=True,
     )
 

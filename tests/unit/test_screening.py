@@ -176,11 +176,13 @@ def bad_signature_cases() -> list[tuple[str, bytes, tuple[tuple[str, bytes], ...
     ]
 
 
-@pytest.mark.parametrize(
+each_bad_signature = pytest.mark.parametrize(
     ("value", "headers"),
-    [(value, headers) for _, value, headers in bad_signature_cases()],
-    ids=[name for name, _, _ in bad_signature_cases()],
+    [pytest.param(value, headers, id=name) for name, value, headers in bad_signature_cases()],
 )
+
+
+@each_bad_signature
 def test_missing_or_wrong_signature_is_bad_signature(
     value: bytes, headers: tuple[tuple[str, bytes], ...]
 ) -> None:
@@ -191,11 +193,7 @@ def test_missing_or_wrong_signature_is_bad_signature(
     assert result.claimed == Asserted.of(PublishRequested.model_validate_json(value))
 
 
-@pytest.mark.parametrize(
-    ("value", "headers"),
-    [(value, headers) for _, value, headers in bad_signature_cases()],
-    ids=[name for name, _, _ in bad_signature_cases()],
-)
+@each_bad_signature
 def test_bad_signature_error_never_contains_the_secret_or_expected_signature(
     value: bytes, headers: tuple[tuple[str, bytes], ...]
 ) -> None:

@@ -242,21 +242,20 @@ def test_as_environment_round_trips_through_a_child_process_environment(
     assert load() == original
 
 
-@pytest.mark.parametrize("raw", ["", ",", " , "])
-def test_an_empty_required_step_list_is_refused_so_gating_is_never_off(
-    monkeypatch: pytest.MonkeyPatch, raw: str
+# A guard set to nothing would turn itself off: gating with no required step, authentication
+# with an empty signing secret. Each is refused, never read as "off".
+@pytest.mark.parametrize(
+    ("name", "raw", "refusal"),
+    [
+        *(("PUBLISH_REQUIRED_STEPS", raw, "at least one step") for raw in ("", ",", " , ")),
+        *(("EVENT_SIGNING_SECRET", raw, "set but empty") for raw in ("", "   ")),
+    ],
+)
+def test_a_guard_set_but_empty_is_refused_so_it_is_never_off(
+    monkeypatch: pytest.MonkeyPatch, name: str, raw: str, refusal: str
 ) -> None:
-    monkeypatch.setenv("PUBLISH_REQUIRED_STEPS", raw)
-    with pytest.raises(ValidationError, match="at least one step"):
-        load()
-
-
-@pytest.mark.parametrize("raw", ["", "   "])
-def test_a_signing_secret_set_but_empty_is_refused_so_authentication_is_never_off(
-    monkeypatch: pytest.MonkeyPatch, raw: str
-) -> None:
-    monkeypatch.setenv("EVENT_SIGNING_SECRET", raw)
-    with pytest.raises(ValidationError, match="set but empty"):
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ValidationError, match=refusal):
         load()
 
 

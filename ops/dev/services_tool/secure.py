@@ -122,6 +122,32 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
+def ca_request(subject: str, *, days: int) -> list[str]:
+    """openssl's arguments for a self-signed CA named `subject`: ca.key and ca.pem in the
+    directory it runs in."""
+    return [
+        "req",
+        "-x509",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-sha256",
+        "-days",
+        str(days),
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        subject,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]
+
+
 def _make_tls(config: Config) -> None:
     if shutil.which("openssl") is None:
         raise ServicesError("openssl not found: KAFKA_SECURE=1 generates a CA with it")
@@ -137,27 +163,7 @@ def _make_tls(config: Config) -> None:
         "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
     )
     steps = [
-        [
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-sha256",
-            "-days",
-            "3650",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=store-publish ops-services local CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
+        ca_request("/CN=store-publish ops-services local CA", days=3650),
         [
             "req",
             "-new",
