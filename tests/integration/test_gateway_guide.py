@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from ops.runtime.topics import ensure_topics
@@ -19,7 +18,7 @@ from tests.fixtures.creators import MakeCreators
 from tests.fixtures.gateway import MintToken, StartGateway
 from tests.fixtures.processes import StartConsumer
 from tests.helpers.openapi_check import check
-from tests.helpers.support import fetch_value
+from tests.helpers.support import Creator, fetch_value
 
 # Étape 3: Validation Staging, as the guide writes it.
 VALIDATION = """\
@@ -128,39 +127,44 @@ async def gateway_url(
     return await start_gateway(settings)
 
 
+RunGuide = Callable[[str], Awaitable[tuple[Creator, list[Answered]]]]
+
+
+@pytest.fixture
+def run_guide(
+    gateway_url: str, make_creators: MakeCreators, mint_token: MintToken, tmp_path: Path
+) -> RunGuide:
+    """Runs the guide's `script` as written, as a creator of its own: the creator, the answers."""
+
+    async def run(script: str) -> tuple[Creator, list[Answered]]:
+        (creator,) = await make_creators(1)
+        token = mint_token(creator.user_id)
+        answers = await run_as_written(script, gateway_url, token, tmp_path)
+        print(answers)
+        return creator, answers
+
+    return run
+
+
 async def test_the_guides_validation_request_publishes_the_callers_store(
-    gateway_url: str,
-    make_creators: MakeCreators,
-    mint_token: MintToken,
-    database_url: str,
-    tmp_path: Path,
+    run_guide: RunGuide, database_url: str
 ) -> None:
-    (creator,) = await make_creators(1)
-    (answer,) = await run_as_written(VALIDATION, gateway_url, mint_token(creator.user_id), tmp_path)
-    print(answer)
+    creator, (answer,) = await run_guide(VALIDATION)
     body = answer.json()
     assert answer.status == 200
     assert body["success"] is True
     assert str(body["storeUrl"]).startswith("https://")
     assert answer.headers["x-correlation-id"] == body["correlationId"]
-    conn = await asyncpg.connect(database_url)
-    try:
-        status = await conn.fetchval("SELECT status FROM stores WHERE id = $1", creator.store_id)
-    finally:
-        await conn.close()
+    status = await fetch_value(
+        database_url, "SELECT status FROM stores WHERE id = $1", creator.store_id
+    )
     assert status == "published"
 
 
 async def test_the_guides_load_test_publishes_once_and_answers_nine_already_published(
-    gateway_url: str,
-    make_creators: MakeCreators,
-    mint_token: MintToken,
-    database_url: str,
-    tmp_path: Path,
+    run_guide: RunGuide, database_url: str
 ) -> None:
-    (creator,) = await make_creators(1)
-    answers = await run_as_written(LOAD_TEST, gateway_url, mint_token(creator.user_id), tmp_path)
-    print(answers)
+    _creator, answers = await run_guide(LOAD_TEST)
     assert sorted(a.status for a in answers) == [200] + [409] * 9
     assert sum(1 for a in answers if a.json().get("success") is True) == 1
     assert sum(1 for a in answers if a.json().get("error") == "Store already published") == 9

@@ -54,6 +54,16 @@ def hex_id(value: int, width: int) -> str:
     return format(value, f"0{width}x")
 
 
+def request_spans(
+    found: Sequence[ReadableSpan], settings: Settings
+) -> tuple[ReadableSpan, ReadableSpan, ReadableSpan]:
+    """One request's own spans: the gateway's POST, its send, the consumer's process."""
+    (post,) = named(found, f"POST {ROUTE}")
+    (send,) = named(found, f"send {settings.topic_requests}")
+    (process,) = named(found, f"process {settings.topic_requests}")
+    return post, send, process
+
+
 def named(found: Sequence[ReadableSpan], name: str) -> list[ReadableSpan]:
     return [span for span in found if span.name == name]
 
@@ -106,10 +116,7 @@ async def test_one_request_is_one_connected_trace_from_the_gateway_to_the_outcom
     settings, status = await post_traced({"confirmPublish": True}, caller)
     assert status == 200
     found = traces.finished()
-    process_name = f"process {settings.topic_requests}"
-    (post,) = named(found, f"POST {ROUTE}")
-    (send,) = named(found, f"send {settings.topic_requests}")
-    (process,) = named(found, process_name)
+    post, send, process = request_spans(found, settings)
     decide, commit = named(found, "decide"), named(found, "commit")
     # One trace, continued from the caller: POST -> send -> the consumer's request span.
     for span in (post, send, process):
@@ -152,10 +159,7 @@ async def test_a_dead_letter_keeps_the_context_its_request_came_with(
     settings, status = await post_traced({"confirmPublish": False}, {})
     assert status == 400
     found = traces.finished()
-    process_name = f"process {settings.topic_requests}"
-    (post,) = named(found, f"POST {ROUTE}")
-    (send,) = named(found, f"send {settings.topic_requests}")
-    (process,) = named(found, process_name)
+    post, send, process = request_spans(found, settings)
     assert post.parent is None  # no caller context: the gateway started the trace
     trace_id = hex_id(post.context.trace_id, 32)
     assert {hex_id(span.context.trace_id, 32) for span in (send, process)} == {trace_id}
