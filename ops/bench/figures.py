@@ -4,7 +4,7 @@ and the latency phase's quantiles: what each phase returns, printed and written 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ops.bench.poll_steps import PollSteps
@@ -42,13 +42,11 @@ class PhaseFigures(SteadyRateCpu):
 
     @property
     def stream_max_lag(self) -> int | None:
-        values = [s.stream_lag for s in self.lag if s.stream_lag is not None]
-        return max(values) if values else None
+        return _largest(s.stream_lag for s in self.lag)
 
     @property
     def stream_max_counted_lag(self) -> int | None:
-        values = [s.stream_counted_lag for s in self.lag if s.stream_counted_lag is not None]
-        return max(values) if values else None
+        return _largest(s.stream_counted_lag for s in self.lag)
 
     @property
     def stream_max_lag_seconds(self) -> float | None:
@@ -122,8 +120,7 @@ class PhaseFigures(SteadyRateCpu):
 
     @property
     def consumer_max_lag(self) -> int | None:
-        values = [s.consumer_lag for s in self.lag if s.consumer_lag is not None]
-        return max(values) if values else None
+        return _largest(s.consumer_lag for s in self.lag)
 
     @property
     def cpu_us_per_record(self) -> float | None:
@@ -189,6 +186,12 @@ class PhaseFigures(SteadyRateCpu):
             "per_second": self.per_second,
             "lag": [vars(sample) for sample in self.lag],
         }
+
+
+def _largest(samples: Iterable[int | None]) -> int | None:
+    """The largest of the values sampled; None when no sample had one."""
+    values = [value for value in samples if value is not None]
+    return max(values) if values else None
 
 
 def quantile(ordered: Sequence[float], q: float) -> float | None:

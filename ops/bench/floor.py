@@ -1,12 +1,12 @@
 """The exactly-once floor: the consumer's Kafka path alone, with nothing to decide.
 
 A child process reads the latency phase's kind of requests with the consumer's own reader
-(`requests_reader`: read_committed, the same fetch sizes) and copies each poll to another
-topic with the consumer's own writer (`TransactionalWriter`: the same producer settings,
-placement, and offsets in the transaction), one poll at a time, without validation and
-without the database. What it measures at `--rate` is the latency no exactly-once consumer
-built on this client can beat on this machine: the latency target is read against it, as
-throughput is read against the passthrough.
+(`requests_reader`: read_committed, the same fetch sizes; no commit cadence) and copies each
+poll to another topic with the consumer's own writer (`TransactionalWriter`: the same
+producer settings, placement, and offsets in the transaction), one poll at a time, without
+validation and without the database. What it measures at `--rate` is the latency no
+exactly-once consumer built on this client can beat on this machine: the latency target is
+read against it, as throughput is read against the passthrough.
 
 It runs with the machine to itself (no stream, no PostgreSQL work), so it is a floor, not
 the consumer's share of the latency phase.
@@ -114,6 +114,9 @@ async def run_floor(run: Run, rng: random.Random) -> FloorFigures:
             "topic_requests": source,
             "topic_outcomes": target,
             "consumer_group": run.topic("floor"),
+            # As fast as it can, a transaction per poll: no commit cadence, and so no paced
+            # fetch (consumers.kafka_io.requests_reader).
+            "consumer_commit_interval_ms": 0,
         }
     )
     warmup = int(options.rate * options.warmup_seconds)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from consumers.kafka_io import requests_reader
+from schemas.settings import Settings
 from tests.helpers.fake_edges import TP0, Rig, _record, make_rig, run_until
 
 COMMITS = "store_publish_consumer_poll_step_seconds_count"
@@ -49,3 +51,15 @@ async def test_full_polls_do_not_wait_for_the_cadence() -> None:
     await run_until(rig, lambda: len(rig.committed_outcomes()) == 1000)
     assert time.monotonic() - began < 1.0
     assert rig.metric(COMMITS, step="commit") >= 5
+
+
+async def test_the_reader_asks_the_broker_to_hold_its_fetch_for_the_cadence() -> None:
+    """aiokafka does not fetch a partition whose records wait in its buffer: answered at its
+    first record, a fetch would leave the rest of the interval's records for the poll after
+    next. Held for the interval (or a backlog's bytes), it brings them all to the next poll."""
+    paced = requests_reader(Settings(_env_file=None, consumer_commit_interval_ms=100))
+    assert paced._fetch_max_wait_ms == 100
+    assert paced._fetch_min_bytes == 256 * 1024
+    # No cadence, no holding: aiokafka's defaults answer at the first record.
+    unpaced = requests_reader(Settings(_env_file=None, consumer_commit_interval_ms=0))
+    assert (unpaced._fetch_max_wait_ms, unpaced._fetch_min_bytes) == (500, 1)
