@@ -38,6 +38,7 @@ from pydantic import SecretStr
 
 from ops.bench.context import PARTITIONS, Run
 from ops.bench.cpu import postmaster_pid
+from ops.bench.figures import LatencyFigures, PhaseFigures
 from ops.bench.floor import run_floor
 from ops.bench.gateway import run_gateway_phase
 from ops.bench.latency import run_steady
@@ -120,26 +121,17 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
 
         if options.latency_seconds > 0:
             say(f"latency: {options.rate:,.0f} requests/s for {options.latency_seconds:g} s")
-            report.latency, report.latency_phase = await run_steady(
+            report.latency, report.latency_phase = await _steady(
                 run, "latency", options.rate, options.latency_seconds, rng
             )
-            say(report.latency.line())
-            steps = report.latency_phase.poll_steps
-            if steps is not None:
-                say(f"  latency phase poll steps, mean ms: {steps.text()}")
-            for line in report.latency_phase.cpu_table():
-                say(line)
             if options.tracing:
                 say(
                     f"latency, traced: the same at {options.rate:,.0f}/s with the consumer and "
                     "the stream exporting OTLP to a sink on loopback that drops"
                 )
-                report.latency_traced, report.latency_traced_phase = await run_steady(
+                report.latency_traced, report.latency_traced_phase = await _steady(
                     run, "latency-traced", options.rate, options.latency_seconds, rng, traced=True
                 )
-                say(report.latency_traced.line())
-                for line in report.latency_traced_phase.cpu_table():
-                    say(line)
                 for line in report.tracing_lines():
                     say(line)
             say("exactly-once floor: the same rate through the consumer's Kafka path alone")
@@ -147,12 +139,9 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             say(report.floor.line())
         if options.low_rate_seconds > 0:
             say(f"low rate: {options.low_rate:,.0f} requests/s for {options.low_rate_seconds:g} s")
-            report.low_rate, report.low_rate_phase = await run_steady(
+            report.low_rate, report.low_rate_phase = await _steady(
                 run, "low-rate", options.low_rate, options.low_rate_seconds, rng
             )
-            say(report.low_rate.line())
-            for line in report.low_rate_phase.cpu_table():
-                say(line)
         if options.gateway_clients > 0:
             say(f"gateway: {options.gateway_clients} HTTP clients, POST /api/store/publish")
             report.gateway = await run_gateway_phase(
@@ -171,3 +160,16 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             await delete_topics_with_prefix(base, run.prefix)
             await drop_databases(base.dsn(), run.databases)
     return report
+
+
+async def _steady(
+    run: Run, phase: str, rate: float, seconds: float, rng: random.Random, *, traced: bool = False
+) -> tuple[LatencyFigures, PhaseFigures]:
+    """A steady-rate phase, its lines said as it ends: latency, poll steps, CPU by process."""
+    figures, measured = await run_steady(run, phase, rate, seconds, rng, traced=traced)
+    run.say(figures.line())
+    if measured.poll_steps is not None:
+        run.say(f"  {phase} phase poll steps, mean ms: {measured.poll_steps.text()}")
+    for line in measured.cpu_table():
+        run.say(line)
+    return figures, measured
