@@ -134,8 +134,9 @@ class ConsumerLoop:
 
     async def _wait_for_cadence(self, stop: asyncio.Event) -> bool:
         """Wait until `CONSUMER_COMMIT_INTERVAL_MS` after the last poll with records, unless
-        that poll was full; True when stop was set meanwhile. Records keep arriving in the
-        fetcher's buffer while it waits, so the next poll takes them all in one transaction."""
+        that poll was full; True when stop was set meanwhile. The broker holds the reader's
+        fetch as long (`consumers.kafka_io`), so the next poll takes every record of the
+        interval in one transaction."""
         if self._last_poll_full:
             return False
         due = self._last_poll_at + self._settings.consumer_commit_interval_ms / 1000
