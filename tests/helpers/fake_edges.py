@@ -28,19 +28,28 @@ TOPIC = "requests"
 TP0, TP1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 
 
-def _record(tp: TopicPartition, offset: int) -> ConsumerRecord[bytes, bytes]:
+def consumer_record(
+    tp: TopicPartition,
+    offset: int,
+    *,
+    key: bytes | None = b"k",
+    value: bytes | None = b"{}",
+    headers: Sequence[tuple[str, bytes]] = (),
+    timestamp_ms: int | None = None,
+) -> ConsumerRecord[bytes, bytes]:
+    """A record as aiokafka hands it over, at `offset` of `tp`."""
     return ConsumerRecord(
         topic=tp.topic,
         partition=tp.partition,
         offset=offset,
-        timestamp=int(time.time() * 1000),
+        timestamp=int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
         timestamp_type=0,
-        key=b"k",
-        value=b"{}",
+        key=key,
+        value=value,
         checksum=None,
-        serialized_key_size=1,
-        serialized_value_size=2,
-        headers=[],
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value or b""),
+        headers=list(headers),
     )
 
 
@@ -49,7 +58,7 @@ class FakeKafka:
 
     def __init__(self, records_per_partition: int) -> None:
         self.log = {
-            tp: [_record(tp, offset) for offset in range(records_per_partition)]
+            tp: [consumer_record(tp, offset) for offset in range(records_per_partition)]
             for tp in (TP0, TP1)
         }
         self.position = dict.fromkeys(self.log, 0)

@@ -9,7 +9,7 @@ import time
 
 from consumers.kafka_io import requests_reader
 from schemas.settings import Settings
-from tests.helpers.fake_edges import TP0, Rig, _record, make_rig, run_until
+from tests.helpers.fake_edges import TP0, Rig, consumer_record, make_rig, run_until
 
 COMMITS = "store_publish_consumer_poll_step_seconds_count"
 
@@ -19,7 +19,7 @@ async def _trickle(rig: Rig, count: int, every_s: float) -> None:
     log = rig.kafka.log[TP0]
     for _ in range(count):
         await asyncio.sleep(every_s)
-        log.append(_record(TP0, len(log)))
+        log.append(consumer_record(TP0, len(log)))
 
 
 async def _transactions_while_trickling(commit_interval_ms: int) -> tuple[float, int]:

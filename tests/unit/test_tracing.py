@@ -4,7 +4,6 @@ log lines naming the trace."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +37,7 @@ from schemas.settings import Settings
 from streams.tracing import traced_fetches
 from tests.fixtures.tracing import Traces
 from tests.helpers.decision_store import ScriptedStore, authenticated
-from tests.helpers.fake_edges import FakeClaims, FakeKafka, FakeWriter
+from tests.helpers.fake_edges import FakeClaims, FakeKafka, FakeWriter, consumer_record
 
 TOPIC = "requests"
 TP = TopicPartition(TOPIC, 0)
@@ -106,19 +105,7 @@ def test_no_valid_traceparent_links_nothing_and_extracts_no_parent(
 
 
 def _record(offset: int, headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic=TOPIC,
-        partition=0,
-        offset=offset,
-        timestamp=int(time.time() * 1000),
-        timestamp_type=0,
-        key=b"k",
-        value=b"{",
-        checksum=None,
-        serialized_key_size=1,
-        serialized_value_size=1,
-        headers=headers,
-    )
+    return consumer_record(TP, offset, value=b"{", headers=headers)
 
 
 def _refused(record: ConsumerRecord[bytes, bytes]) -> Result:
@@ -250,18 +237,13 @@ def _request_record(
     item: Authenticated, headers: list[tuple[str, bytes]]
 ) -> ConsumerRecord[bytes, bytes]:
     record = item.record
-    return ConsumerRecord(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        timestamp=record.timestamp_ms,
-        timestamp_type=0,
+    return consumer_record(
+        TopicPartition(record.topic, record.partition),
+        record.offset,
         key=record.key,
         value=record.value,
-        checksum=None,
-        serialized_key_size=len(record.key or b""),
-        serialized_value_size=len(record.value or b""),
         headers=headers,
+        timestamp_ms=record.timestamp_ms,
     )
 
 
