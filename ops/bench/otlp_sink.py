@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +21,9 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+
+from ops.bench.probes import wait_until
+from ops.dev.services_tool.system import port_open
 
 TRACES_PATH = "/v1/traces"
 RECEIVED_PATH = "/received"
@@ -81,22 +83,18 @@ async def running_sink(port: int, log_path: Path) -> AsyncIterator[Sink]:
             env=os.environ.copy(),
         )
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while not _listening(port):
-            if process.returncode is not None or loop.time() > deadline:
-                raise RuntimeError(f"the OTLP sink did not start; its log: {log_path}")
-            await asyncio.sleep(0.05)
+
+        def listening() -> bool:
+            if process.returncode is not None:
+                raise RuntimeError(f"the OTLP sink stopped; its log: {log_path}")
+            return port_open(port)
+
+        await wait_until(listening, 30, f"the OTLP sink (its log: {log_path})")
         yield Sink(port)
     finally:
         if process.returncode is None:
             process.terminate()
         await asyncio.wait_for(process.wait(), timeout=30)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 if __name__ == "__main__":
