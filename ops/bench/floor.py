@@ -137,7 +137,7 @@ async def run_floor(run: Run, rng: random.Random) -> FloorFigures:
         await wait_until(lambda: _READY in log_path.read_text(errors="replace"), 60, "the copier")
         cpu_before = cpu_seconds(child.pid)
         async with following(settings, target) as reader:
-            feeding = asyncio.create_task(paced_feed(requests, options.rate, {})(settings))
+            feeding = asyncio.create_task(paced_feed(requests, options.rate, {}, rng)(settings))
             deadline = time.monotonic() + options.warmup_seconds + options.latency_seconds + 60
             while len(seen) < total:
                 if time.monotonic() > deadline or child.returncode is not None:

@@ -29,9 +29,14 @@ from ops.bench.probes import TRACING_OFF, free_port
 from ops.runtime.tracing import TRACEPARENT
 from schemas.settings import Settings
 
-# How often the load generator sends what fell due: at 1,000/s, 50 requests at a time,
-# one cycle of the consumer's commit cadence (CONSUMER_COMMIT_INTERVAL_MS).
-TICK_S = 0.05
+# How often, on average, the load generator sends what fell due: one cycle of the consumer's
+# default commit cadence (CONSUMER_COMMIT_INTERVAL_MS, 100 ms), so at 1,000/s about 100
+# requests at a time: a wake-up and a produce request per cycle (the broker's share is
+# counted as the broker's). The gaps are drawn at random around that mean rather than fixed:
+# ticks in step with the consumer's cycle would land at the same point of every cycle, and
+# the latency would measure that point (the same in every cycle, another in every run)
+# rather than a steady stream's wait for the next transaction.
+TICK_S = 0.1
 
 
 def planned(run: Run, count: int, rng: random.Random) -> list[Request]:
@@ -41,9 +46,12 @@ def planned(run: Run, count: int, rng: random.Random) -> list[Request]:
     return [request_for(run.base, creators, random_kind(rng), rng) for _ in range(count)]
 
 
-def paced_feed(requests: Sequence[Request], rate: float, sent: dict[str, int]) -> Feed:
-    """A feed offering `requests` at `rate` per second; each request's record timestamp
-    (CreateTime: when it was sent) is kept in `sent` by event id."""
+def paced_feed(
+    requests: Sequence[Request], rate: float, sent: dict[str, int], rng: random.Random
+) -> Feed:
+    """A feed offering `requests` at `rate` per second, sent at ticks `TICK_S` apart on
+    average (exponential gaps drawn from `rng`); each request's record timestamp (CreateTime:
+    when it was sent) is kept in `sent` by event id."""
 
     async def feed(settings: Settings) -> None:
         topic = settings.topic_requests
@@ -80,7 +88,7 @@ def paced_feed(requests: Sequence[Request], rate: float, sent: dict[str, int]) -
                 for partition, batch in batches.items():
                     acks.append(await producer.send_batch(batch, topic, partition=partition))
                 done = due
-                await asyncio.sleep(max(TICK_S, began + done / rate - time.monotonic()))
+                await asyncio.sleep(rng.expovariate(1 / TICK_S))
             await asyncio.gather(*acks)
         finally:
             await producer.stop()
@@ -131,7 +139,7 @@ async def run_steady(
             phase,
             requests_topic=run.topic(f"{phase}.requested"),
             expect=len(requests),
-            feed=paced_feed(requests, rate, sent),
+            feed=paced_feed(requests, rate, sent, rng),
             offered_rate=rate,
             # The lag at a steady rate moves slowly; a sample is a dozen requests to the
             # broker and the stream, which the bench's own CPU would otherwise be mostly
