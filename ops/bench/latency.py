@@ -32,10 +32,11 @@ from schemas.settings import Settings
 # How often, on average, the load generator sends what fell due: one cycle of the consumer's
 # default commit cadence (CONSUMER_COMMIT_INTERVAL_MS, 100 ms), so at 1,000/s about 100
 # requests at a time: a wake-up and a produce request per cycle (the broker's share is
-# counted as the broker's). The gaps are drawn at random around that mean rather than fixed:
-# ticks in step with the consumer's cycle would land at the same point of every cycle, and
-# the latency would measure that point (the same in every cycle, another in every run)
-# rather than a steady stream's wait for the next transaction.
+# counted as the broker's). Each gap is drawn between half and one and a half of that:
+# fixed gaps as long as the consumer's cycle could fall at the same point of every cycle,
+# and the latency would measure that point rather than a steady stream's wait for the next
+# transaction; exponential gaps would leave a third of the cycles empty and the others
+# doubled, a lumpier load than a steady rate.
 TICK_S = 0.1
 
 
@@ -50,7 +51,7 @@ def paced_feed(
     requests: Sequence[Request], rate: float, sent: dict[str, int], rng: random.Random
 ) -> Feed:
     """A feed offering `requests` at `rate` per second, sent at ticks `TICK_S` apart on
-    average (exponential gaps drawn from `rng`); each request's record timestamp (CreateTime:
+    average (gaps drawn from `rng`); each request's record timestamp (CreateTime:
     when it was sent) is kept in `sent` by event id."""
 
     async def feed(settings: Settings) -> None:
@@ -88,7 +89,7 @@ def paced_feed(
                 for partition, batch in batches.items():
                     acks.append(await producer.send_batch(batch, topic, partition=partition))
                 done = due
-                await asyncio.sleep(rng.expovariate(1 / TICK_S))
+                await asyncio.sleep(rng.uniform(TICK_S / 2, TICK_S * 3 / 2))
             await asyncio.gather(*acks)
         finally:
             await producer.stop()
