@@ -70,6 +70,8 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
             "alert_window_seconds": 30.0,
             "alert_min_events": 50,
             "alert_evaluate_interval_seconds": 1.0,
+            # Below the evaluation interval, as start-up requires (schemas.settings).
+            "stream_fetch_max_wait_ms": 500,
             "alert_gating_rate_for_seconds": 3.0,
             "alert_gating_rate_threshold": 0.10,
             "consumer_http_port": 0,
