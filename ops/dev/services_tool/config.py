@@ -18,6 +18,7 @@ from ops.dev.services_tool.system import ServicesError
 from ops.runtime.roles import Role, kafka_username
 
 ROOT = Path(os.path.abspath(__file__)).parents[3]
+DEV = ROOT / "ops" / "dev"
 HOST = "127.0.0.1"
 
 
@@ -84,17 +85,11 @@ class Config:
         if brokers < 1:
             raise ServicesError(f"KAFKA_BROKERS={brokers}: at least one broker")
         one = brokers == 1
-        if one:
-            # CACHE, the script's first name for it, still wins for the single broker.
-            chosen = environ.get("CACHE") or environ.get("SERVICES_HOME")
-            home = Path(chosen) if chosen else root / ".cache"
-        else:
-            chosen = environ.get("SERVICES_HOME")
-            home = Path(chosen) if chosen else root / ".cache" / "cluster"
+        # CACHE, the script's first name for it, still wins for the single broker.
+        chosen = (environ.get("CACHE") if one else None) or environ.get("SERVICES_HOME")
+        home = Path(chosen or (root / ".cache" if one else root / ".cache" / "cluster"))
         kafka_port = number("KAFKA_PORT", 19092 if one else 19292)
         heap = environ.get("KAFKA_HEAP_OPTS") or ("-Xms512m -Xmx1g" if one else "-Xms256m -Xmx512m")
-        pg_bin = environ.get("PG_BIN")
-        java_home = environ.get("JAVA_HOME")
         return cls(
             root=root,
             home=Path(os.path.abspath(home)),
@@ -111,20 +106,17 @@ class Config:
             scram_users=tuple(ScramUser(kafka_username(role), role.value) for role in Role),
             ready_timeout=number("READY_TIMEOUT", 120),
             stop_timeout=number("STOP_TIMEOUT", 30),
-            pg_bin=Path(pg_bin) if pg_bin else None,
-            java_home=Path(java_home) if java_home else None,
+            pg_bin=Path(environ["PG_BIN"]) if environ.get("PG_BIN") else None,
+            java_home=Path(environ["JAVA_HOME"]) if environ.get("JAVA_HOME") else None,
         )
 
     @property
     def nodes(self) -> tuple[Node, ...]:
-        return tuple(self._node(n) for n in range(1, self.brokers + 1))
+        return tuple(self.node(n) for n in range(1, self.brokers + 1))
 
-    def node(self, node_id: int) -> Node:
-        if not 1 <= node_id <= self.brokers:
-            raise ServicesError(f"kafka: no node {node_id} (nodes 1 to {self.brokers})")
-        return self._node(node_id)
-
-    def _node(self, n: int) -> Node:
+    def node(self, n: int) -> Node:
+        if not 1 <= n <= self.brokers:
+            raise ServicesError(f"kafka: no node {n} (nodes 1 to {self.brokers})")
         if self.brokers == 1:
             suffix, label, logs = "", "kafka", self.logs
         else:
@@ -146,21 +138,9 @@ class Config:
         return self.home / "logs"
 
     @property
-    def dev(self) -> Path:
-        return self.root / "ops" / "dev"
-
-    @property
     def kafka_libs(self) -> Path:
         """The broker's jars: shared by every SERVICES_HOME, downloaded once."""
         return self.root / ".cache" / "kafka-libs"
-
-    @property
-    def probe_classes(self) -> Path:
-        return self.home / "kafka-probe"
-
-    @property
-    def cluster_id_file(self) -> Path:
-        return self.home / "kafka-cluster-id"
 
     @property
     def secure_dir(self) -> Path:
@@ -177,10 +157,6 @@ class Config:
     @property
     def pg_log(self) -> Path:
         return self.logs / "postgres.log"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.home / "services.lock"
 
     @property
     def bootstrap_servers(self) -> str:

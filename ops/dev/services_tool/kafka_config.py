@@ -5,7 +5,7 @@ module, not the rendered files."""
 from __future__ import annotations
 
 from ops.dev.services_tool import secure
-from ops.dev.services_tool.config import HOST, Config, Node
+from ops.dev.services_tool.config import DEV, HOST, Config, Node
 
 
 def listeners(config: Config, node: Node) -> dict[str, int]:
@@ -83,22 +83,18 @@ def render(config: Config, node: Node) -> str:
         f"# Kafka node {node.id} of {config.brokers}, written by ops/dev/services from "
         "ops/dev/services_tool/kafka_config.py: edit that, not this file.\n"
     )
-    body = "".join(f"{key}={value}\n" for key, value in node_properties(config, node).items())
-    return header + body
+    return header + "".join(
+        f"{key}={value}\n" for key, value in node_properties(config, node).items()
+    )
 
 
 def jvm_options(config: Config, node: Node) -> list[str]:
     """The broker JVM's options: heap (KAFKA_HEAP_OPTS), G1 with its threads shared out."""
-    gc_threads = max(1, 2 // config.brokers)
     return [
         *config.heap_opts,
-        "-XX:+UseG1GC",
-        "-XX:MaxGCPauseMillis=20",
-        "-XX:InitiatingHeapOccupancyPercent=35",
-        f"-XX:ParallelGCThreads={gc_threads}",
-        "-XX:ConcGCThreads=1",
-        "-XX:+ExplicitGCInvokesConcurrent",
-        "-Djava.awt.headless=true",
+        *("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35"),
+        *(f"-XX:ParallelGCThreads={max(1, 2 // config.brokers)}", "-XX:ConcGCThreads=1"),
+        *("-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"),
         f"-Dkafka.logs.dir={node.logs}",
-        f"-Dlog4j2.configurationFile={config.dev / 'kafka' / 'log4j2.properties'}",
+        f"-Dlog4j2.configurationFile={DEV / 'kafka' / 'log4j2.properties'}",
     ]
