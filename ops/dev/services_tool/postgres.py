@@ -44,21 +44,15 @@ class PgState(ProcessState):
 
 
 def pg_bin(config: Config) -> Path:
-    """PG_BIN, else the newest server under /usr/lib/postgresql."""
-    if config.pg_bin is not None:
-        if not (config.pg_bin / "pg_ctl").exists():
-            raise ServicesError(f"PG_BIN={config.pg_bin} has no pg_ctl")
-        return config.pg_bin
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
-        key=lambda path: [int(part) for part in re.findall(r"\d+", str(path))],
-    )
+    """PG_BIN, else the newest server's under /usr/lib/postgresql."""
+    candidates = [config.pg_bin] if config.pg_bin else Path("/usr/lib/postgresql").glob("*/bin")
+    found = [path for path in candidates if (path / "pg_ctl").exists()]
     if not found:
         raise ServicesError(
-            "PostgreSQL server packages are missing: run ops/dev/bootstrap "
-            "(or apt-get install postgresql)"
+            f"no pg_ctl in {config.pg_bin or '/usr/lib/postgresql'}: set PG_BIN, or install "
+            "PostgreSQL's server packages with ops/dev/bootstrap"
         )
-    return found[-1].parent
+    return max(found, key=lambda path: [int(part) for part in re.findall(r"\d+", str(path))])
 
 
 def _as_owner(config: Config, *command: str, what: str) -> None:
