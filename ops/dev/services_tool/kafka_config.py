@@ -61,17 +61,12 @@ def node_properties(config: Config, node: Node) -> dict[str, str]:
         # Leaders move back to their preferred replicas soon after a node returns.
         "leader.imbalance.check.interval.seconds": "10",
         "num.partitions": "6",
-        "auto.create.topics.enable": "true",
-        "delete.topic.enable": "true",
         "group.initial.rebalance.delay.ms": "0",
         "num.network.threads": str(max(1, 2 // share)),
         "num.io.threads": str(max(2, 4 // share)),
         "background.threads": str(max(2, 4 // share)),
-        "num.replica.fetchers": "1",
         "num.recovery.threads.per.data.dir": "1",
-        "log.retention.hours": "168",
         "log.segment.bytes": "104857600",
-        "log.retention.check.interval.ms": "300000",
     }
     if config.secure:
         properties.update(secure.broker_properties(config))
