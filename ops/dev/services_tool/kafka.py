@@ -284,7 +284,10 @@ def start(config: Config, only: int | None = None) -> None:
             config,
             *("org.apache.kafka.tools.TopicCommand", "--list"),
             *("--bootstrap-server", config.secure_bootstrap_servers),
-            *("--command-config", str(secure.client_config(config, config.scram_users[0]))),
+            *(
+                "--command-config",
+                str(secure.user_file(config, config.scram_users[0], "properties")),
+            ),
         )
         _until_ok(config, "SASL_SSL", lambda _: listing, pids, deadline)
         log(

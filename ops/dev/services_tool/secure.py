@@ -57,18 +57,15 @@ def keystore(config: Config) -> Path:
     return config.secure_dir / "broker-keystore.pem"
 
 
-def password_file(config: Config, user: ScramUser) -> Path:
-    return config.secure_dir / "users" / f"{user.name}.password"
-
-
-def client_config(config: Config, user: ScramUser) -> Path:
-    """A Java client properties file for `kafka-tool ... --command-config`."""
-    return config.secure_dir / "users" / f"{user.name}.properties"
+def user_file(config: Config, user: ScramUser, kind: str) -> Path:
+    """The user's `password`, or its Java client `properties` (for `kafka-tool ...
+    --command-config`)."""
+    return config.secure_dir / "users" / f"{user.name}.{kind}"
 
 
 def password(config: Config, user: ScramUser) -> str:
     try:
-        return password_file(config, user).read_text().strip()
+        return user_file(config, user, "password").read_text().strip()
     except OSError:
         raise ServicesError(
             f"no SASL_SSL material in {config.secure_dir}: run KAFKA_SECURE=1 ops/dev/services up"
@@ -100,11 +97,11 @@ def ensure_material(config: Config) -> None:
     if not keystore(config).exists():
         _make_tls(config)
     for user in config.scram_users:
-        if not password_file(config, user).exists():
+        if not user_file(config, user, "password").exists():
             # hex: nothing that `[name=...,password=...]` or JAAS quoting would mangle
-            _write_private(password_file(config, user), secrets.token_hex(24) + "\n")
-        secret = password(config, user)
-        _write_private(client_config(config, user), client_properties(config, user, secret))
+            _write_private(user_file(config, user, "password"), secrets.token_hex(24) + "\n")
+        properties = client_properties(config, user, password(config, user))
+        _write_private(user_file(config, user, "properties"), properties)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -114,54 +111,37 @@ def _write_private(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def certificate(name: str, subject: str, days: int, *extensions: str) -> list[str]:
+    """openssl's arguments for a new key and a certificate for it, `name`.key and `name`.pem
+    in the directory it runs in: self-signed, or signed with `-CA ... -CAkey ...` added."""
+    new = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", str(days)]
+    files = ["-keyout", f"{name}.key", "-out", f"{name}.pem", "-subj", subject]
+    return [*new, *files, *(part for extension in extensions for part in ("-addext", extension))]
+
+
 def ca_request(subject: str, *, days: int) -> list[str]:
-    """openssl's arguments for a self-signed CA named `subject`: ca.key and ca.pem in the
-    directory it runs in."""
-    return [
-        *("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", str(days)),
-        *("-keyout", "ca.key", "-out", "ca.pem", "-subj", subject),
-        *("-addext", "basicConstraints=critical,CA:TRUE"),
-        *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
-    ]
+    """openssl's arguments for a self-signed CA named `subject`: ca.key and ca.pem."""
+    usage = ("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign")
+    return certificate("ca", subject, days, *usage)
 
 
 def _make_tls(config: Config) -> None:
-    """A throwaway CA and a broker certificate it signed, for 127.0.0.1 and localhost."""
+    """A throwaway CA and a broker certificate it signed, for 127.0.0.1 and localhost (the
+    certificate is made and signed in one step: OpenSSL 3)."""
     openssl = need("openssl", "KAFKA_SECURE=1 generates a CA with it")
     log(f"kafka: generating a throwaway CA and broker certificate in {config.secure_dir}")
     tmp = config.secure_dir.with_name(f"{config.secure_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700, parents=True)
-    (tmp / "broker.ext").write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    broker = certificate(
+        *("broker", "/CN=127.0.0.1", 825, "basicConstraints=critical,CA:FALSE"),
+        *("keyUsage=critical,digitalSignature,keyEncipherment", "extendedKeyUsage=serverAuth"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
     )
-    key = ["-newkey", "rsa:2048", "-nodes", "-sha256", "-keyout", "broker.key"]
-    sign = ["-sha256", "-days", "825", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"]
-    for step in (
-        ca_request("/CN=store-publish ops-services local CA", days=3650),
-        ["req", "-new", *key, "-out", "broker.csr", "-subj", "/CN=127.0.0.1"],
-        [
-            "x509",
-            "-req",
-            *sign,
-            "-in",
-            "broker.csr",
-            "-extfile",
-            "broker.ext",
-            "-out",
-            "broker.pem",
-        ],
-    ):
-        run_logged(
-            [openssl, *step],
-            config.logs / "kafka-secure.log",
-            "kafka: generating the TLS material",
-            cwd=tmp,
-        )
+    ca = ca_request("/CN=store-publish ops-services local CA", days=3650)
+    for step in (ca, [*broker, "-CA", "ca.pem", "-CAkey", "ca.key"]):
+        what = "kafka: generating the TLS material"
+        run_logged([openssl, *step], config.logs / "kafka-secure.log", what, cwd=tmp)
     chain = "".join((tmp / name).read_text() for name in ("broker.key", "broker.pem", "ca.pem"))
     (tmp / "broker-keystore.pem").write_text(chain)
     for path in tmp.iterdir():
