@@ -126,19 +126,12 @@ def node_pid(node: Node) -> int | None:
 
 
 def cluster_id(config: Config) -> str:
-    """One id for every node, made once per SERVICES_HOME (or taken from formatted storage).
-    A new one is a Kafka Uuid: 16 random bytes, base64url unpadded, not starting with '-'."""
+    """One id for every node, made once per SERVICES_HOME: a Kafka Uuid, 16 random bytes in
+    base64url without padding, whose first bit is clear so that it cannot start with '-'."""
     path = config.home / "kafka-cluster-id"
     if not path.exists():
-        found = [
-            line.removeprefix("cluster.id=")
-            for node in config.nodes
-            if (node.data / "meta.properties").exists()
-            for line in (node.data / "meta.properties").read_text().splitlines()
-            if line.startswith("cluster.id=")
-        ]
         made = base64.urlsafe_b64encode(bytes([os.urandom(1)[0] & 0x7F]) + os.urandom(15))
-        path.write_text((found or [made.decode().rstrip("=")])[0] + "\n")
+        path.write_text(made.decode().rstrip("=") + "\n")
     return path.read_text().strip()
 
 
