@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from ops.dev.services_tool import secure
@@ -90,9 +91,10 @@ def tool_command(config: Config, *args: str, classpath: str = "") -> list[str]:
     return [java_bin(config), *options, log4j, "-cp", jars, *args]
 
 
-def _probe_command(config: Config, seconds: int) -> list[str]:
+def _probe_command(config: Config, left: int) -> list[str]:
     """The readiness probe (Probe.java, compiled into SERVICES_HOME when it or the jars
-    change): within `seconds`, creates a topic, commits a transactional write, reads it."""
+    change): within `left` seconds (30 at most), creates a topic, commits a transactional
+    write to it and reads it back."""
     source = DEV / "kafka" / "Probe.java"
     classes = config.home / "kafka-probe"
     compiled = classes / "Probe.class"
@@ -103,7 +105,7 @@ def _probe_command(config: Config, seconds: int) -> list[str]:
         code, said = output([javac, "-nowarn", "-cp", jars, "-d", str(classes), str(source)])
         if code != 0:
             raise ServicesError(f"could not compile {source}:\n{said}")
-    probe = ["Probe", config.bootstrap_servers, "ops-services-probe", str(seconds)]
+    probe = ["Probe", config.bootstrap_servers, "ops-services-probe", str(min(left, 30))]
     return tool_command(config, *probe, classpath=str(classes))
 
 
@@ -193,43 +195,34 @@ def _launch(config: Config, node: Node) -> int:
     return started.pid
 
 
-def _wait_listening(config: Config, node: Node, pid: int, deadline: float) -> None:
-    while not port_open(node.port):
-        if not pid_alive(pid):
-            node.pid_file.unlink(missing_ok=True)
-            logs = [tail(node.logs / name, 15) for name in ("kafka.out", "kafka-server.log")]
-            raise ServicesError(
-                f"{node.label}: exited during startup ({node.logs}):\n" + "\n".join(logs)
-            )
-        if time.monotonic() > deadline:
-            raise ServicesError(
-                f"{node.label}: not listening after {config.ready_timeout:.0f}s ({node.logs})"
-            )
-        time.sleep(0.3)
-
-
-def _until_ok(
+def _wait(
     config: Config,
-    what: str,
-    command: Callable[[int], list[str]],
-    pids: dict[int, int],
+    pids: dict[Node, int],
     deadline: float,
+    what: str,
+    command: Callable[[int], list[str]] | None = None,
 ) -> str:
-    """Runs `command(seconds left)` until it succeeds: the last line it printed. A
-    ServicesError once a node has exited or the deadline has passed."""
+    """Until `command(seconds left)` succeeds (the last line it printed), or without one until
+    every node of `pids` listens. A ServicesError, with the logs' last lines, once one of them
+    has exited, or `what` once the deadline has passed."""
     while (left := int(deadline - time.monotonic())) > 0:
-        code, said = output(command(left))
-        last = said.splitlines()[-1] if said else ""
-        if code == 0:
-            return last
-        log(f"kafka: {what} not ready yet ({last[:300]})")
-        for node in config.nodes:
-            if node.id in pids and not pid_alive(pids[node.id]):
-                raise ServicesError(f"{node.label}: exited while starting ({node.logs})")
-        time.sleep(1)
-    raise ServicesError(
-        f"kafka: {what} not ready after {config.ready_timeout:.0f}s ({config.logs})"
-    )
+        if command is None and all(port_open(node.port) for node in pids):
+            return ""
+        if command is not None:
+            code, said = output(command(left))
+            last = said.splitlines()[-1] if said else ""
+            if code == 0:
+                return last
+            log(f"kafka: {what} yet ({last[:300]})")
+        for node, pid in pids.items():
+            if not pid_alive(pid):
+                node.pid_file.unlink(missing_ok=True)
+                logs = [tail(node.logs / name, 15) for name in ("kafka.out", "kafka-server.log")]
+                raise ServicesError(
+                    f"{node.label}: exited while starting ({node.logs}):\n" + "\n".join(logs)
+                )
+        time.sleep(0.3)
+    raise ServicesError(f"kafka: {what} after {config.ready_timeout:.0f}s ({config.logs})")
 
 
 def _ensure_users(config: Config, cluster: str) -> None:
@@ -261,28 +254,21 @@ def start(config: Config, only: int | None = None) -> None:
     targets = (config.node(only),) if only is not None else config.nodes
     if config.secure:
         secure.ensure_material(config)
-    pids = {node.id: _launch(config, node) for node in targets}
-    for node in targets:
-        _wait_listening(config, node, pids[node.id], deadline)
+    pids = {node: _launch(config, node) for node in targets}
+    _wait(config, pids, deadline, "not listening")
     if only is not None:
         log(f"{targets[0].label}: listening on {targets[0].address} in {since(started)}")
         return
-    probe = _until_ok(
-        config, "transactions", lambda left: _probe_command(config, min(left, 30)), pids, deadline
-    )
-    log(f"kafka: {probe}")
+    ready = _wait(config, pids, deadline, "not ready", partial(_probe_command, config))
+    log(f"kafka: {ready}")
     if config.secure:
         _ensure_users(config, cluster_id(config))
+        login = secure.user_file(config, config.scram_users[0], "properties")
+        topics = ["org.apache.kafka.tools.TopicCommand", "--list", "--command-config", str(login)]
         listing = tool_command(
-            config,
-            *("org.apache.kafka.tools.TopicCommand", "--list"),
-            *("--bootstrap-server", config.secure_bootstrap_servers),
-            *(
-                "--command-config",
-                str(secure.user_file(config, config.scram_users[0], "properties")),
-            ),
+            config, *topics, "--bootstrap-server", config.secure_bootstrap_servers
         )
-        _until_ok(config, "SASL_SSL", lambda _: listing, pids, deadline)
+        _wait(config, pids, deadline, "SASL_SSL not ready", lambda _: listing)
         log(
             f"kafka: a SASL_SSL ({secure.MECHANISM}) client listed the topics on "
             f"{config.secure_bootstrap_servers}"
