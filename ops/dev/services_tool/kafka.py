@@ -31,6 +31,7 @@ from ops.dev.services_tool.system import (
     output,
     pid_alive,
     port_open,
+    refuse_taken,
     run_logged,
     since,
     stop_all,
@@ -166,11 +167,7 @@ def _launch(config: Config, node: Node) -> int:
             )
         return pid
     for name, port in listeners(config, node).items():
-        if port_open(port):
-            raise ServicesError(
-                f"{node.label}: port {port} ({name}) is taken by a process ops/dev/services "
-                "did not start (set KAFKA_PORT)"
-            )
+        refuse_taken(f"{node.label} ({name})", port, "KAFKA_PORT")
     node.logs.mkdir(parents=True, exist_ok=True)
     node.conf.write_text(render(config, node))
     _format(config, node)

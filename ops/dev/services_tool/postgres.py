@@ -21,6 +21,7 @@ from ops.dev.services_tool.system import (
     log,
     output,
     port_open,
+    refuse_taken,
     run_logged,
     since,
     stop_all,
@@ -107,12 +108,8 @@ def start(config: Config) -> None:
     pid = pg_pid(config)
     if pid is not None:
         log(f"postgres: already running (pid {pid})")
-    elif port_open(config.pg_port):
-        raise ServicesError(
-            f"postgres: port {config.pg_port} is taken by a process ops/dev/services "
-            "did not start (set PG_PORT)"
-        )
     else:
+        refuse_taken("postgres", config.pg_port, "PG_PORT")
         if not (config.pg_data / "PG_VERSION").exists():
             log(f"postgres: initdb into {config.pg_data}")
             initdb = [str(binaries / "initdb"), "-D", str(config.pg_data), "-U", "postgres"]
@@ -157,10 +154,8 @@ def stop(config: Config, *, kill: bool = False) -> None:
 
 
 def _version(config: Config) -> str:
-    try:
-        return (config.pg_data / "PG_VERSION").read_text().strip()
-    except OSError:
-        return "?"
+    version = config.pg_data / "PG_VERSION"
+    return version.read_text().strip() if version.exists() else "?"
 
 
 def status(config: Config) -> PgState:

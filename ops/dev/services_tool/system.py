@@ -92,6 +92,15 @@ def port_open(port: int) -> bool:
         return False
 
 
+def refuse_taken(name: str, port: int, setting: str) -> None:
+    """A ServicesError if something, which this tool did not start, listens on `port`."""
+    if port_open(port):
+        raise ServicesError(
+            f"{name}: port {port} is taken by a process ops/dev/services did not start "
+            f"(set {setting})"
+        )
+
+
 def pid_alive(pid: int) -> bool:
     """The process exists and is not a zombie (a child that died while we were its parent)."""
     with contextlib.suppress(ChildProcessError, OSError):
@@ -145,20 +154,17 @@ def stop_all(processes: Mapping[str, int], sig: signal.Signals, doing: str, time
 @contextlib.contextmanager
 def locked(home: Path, wait_s: float = 300) -> Iterator[None]:
     """Holds SERVICES_HOME's lock: concurrent runs on one home (parallel test sessions) must
-    not race. The descriptor is not inheritable, so no server started here holds it."""
+    not race. Python's descriptors are not inherited, so no server started here holds it."""
     home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(home / "services.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     deadline = time.monotonic() + wait_s
-    try:
+    with (home / "services.lock").open("a") as lock:
         for attempt in itertools.count():
             with contextlib.suppress(BlockingIOError):
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             if attempt == 0:
                 log("waiting for another ops/dev/services run to finish")
             if time.monotonic() > deadline:
-                raise ServicesError(f"could not take {home / 'services.lock'}")
+                raise ServicesError(f"could not take {lock.name}")
             time.sleep(0.2)
         yield
-    finally:
-        os.close(fd)
