@@ -277,18 +277,12 @@ def start(config: Config, only: int | None = None) -> None:
 
 def stop(config: Config, only: int | None = None, *, kill: bool = False) -> None:
     """SIGTERM (SIGKILL after STOP_TIMEOUT), or SIGKILL at once with `kill` (a crash)."""
-    running: dict[str, int] = {}
-    for node in (config.node(only),) if only is not None else config.nodes:
-        pid = node_pid(node)
-        if pid is None:
-            log(f"{node.label}: not running")
-        else:
-            running[node.label] = pid
+    nodes = (config.node(only),) if only is not None else config.nodes
     sig = signal.SIGKILL if kill else signal.SIGTERM
-    stop_all(running, sig, "killing" if kill else "stopping", config.stop_timeout)
-    for node in config.nodes:
-        if node.label in running:
-            node.pid_file.unlink(missing_ok=True)
+    pids = {node.label: node_pid(node) for node in nodes}
+    stop_all(pids, sig, "killing" if kill else "stopping", config.stop_timeout)
+    for node in nodes:
+        node.pid_file.unlink(missing_ok=True)
 
 
 def status(config: Config) -> list[NodeState]:

@@ -144,13 +144,9 @@ def start(config: Config) -> None:
 def stop(config: Config, *, kill: bool = False) -> None:
     """A fast shutdown (SIGINT), or with `kill` an immediate one (SIGQUIT: a crash, recovery
     on the next start); SIGKILL after STOP_TIMEOUT."""
-    pid = pg_pid(config)
-    if pid is None:
-        log("postgres: not running")
-        return
     sig = signal.SIGQUIT if kill else signal.SIGINT
     doing = "immediate shutdown (crash simulation) of" if kill else "stopping"
-    stop_all({"postgres": pid}, sig, doing, config.stop_timeout)
+    stop_all({"postgres": pg_pid(config)}, sig, doing, config.stop_timeout)
 
 
 def _version(config: Config) -> str:

@@ -130,16 +130,23 @@ def live_pid(pid_file: Path, ours: Callable[[list[str]], bool]) -> int | None:
     return pid if pid_alive(pid) and ours(cmdline(pid)) else None
 
 
-def stop_all(processes: Mapping[str, int], sig: signal.Signals, doing: str, timeout: float) -> None:
-    """Sends `sig` to every process (name: pid), then waits for each to go, with SIGKILL for
-    one still there after `timeout` s. All are signalled before any is waited for: a Kafka
-    node stopped after the others would have lost its quorum and wait out the timeout."""
+def stop_all(
+    processes: Mapping[str, int | None], sig: signal.Signals, doing: str, timeout: float
+) -> None:
+    """Sends `sig` to every process (name: pid, None if it is not running), then waits for
+    each to go, with SIGKILL for one still there after `timeout` s. All are signalled before
+    any is waited for: a Kafka node stopped after the others would have lost its quorum and
+    wait out the timeout."""
     started = time.monotonic()
+    running = {name: pid for name, pid in processes.items() if pid is not None}
     for name, pid in processes.items():
+        if pid is None:
+            log(f"{name}: not running")
+            continue
         log(f"{name}: {doing} pid {pid}")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-    for name, pid in processes.items():
+    for name, pid in running.items():
         deadline = time.monotonic() + timeout
         while pid_alive(pid):
             if time.monotonic() > deadline:
