@@ -225,7 +225,9 @@ def _wait(
 def _ensure_users(config: Config, cluster: str) -> None:
     """Storage formatted without these SCRAM users (or before their passwords were made)
     gets their credentials through the PLAINTEXT listener."""
-    for user in secure.users_missing(config, cluster):
+    if secure.users_recorded(config, cluster):
+        return
+    for user in config.scram_users:
         log(f"kafka: setting the {secure.MECHANISM} credential of {user.name}")
         credential = f"{secure.MECHANISM}=[password={secure.password(config, user)}]"
         alter = ["--alter", "--entity-type", "users", "--entity-name", user.name]

@@ -11,7 +11,6 @@ on the PLAINTEXT listener, which the probe, the controller link and the tools ke
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -150,25 +149,22 @@ def _make_tls(config: Config) -> None:
     tmp.rename(config.secure_dir)
 
 
-def _stamp(config: Config) -> Path:
-    """Which users' current passwords the metadata of which cluster holds."""
-    return config.secure_dir / "scram-users.json"
+def _users_note(config: Config, cluster_id: str) -> tuple[Path, str]:
+    """Where the note is kept that the metadata of `cluster_id` holds every user's current
+    password (written when the storage is formatted with them, or they are set), and what
+    it says."""
+    names = " ".join(user.name for user in config.scram_users)
+    return config.secure_dir / "scram-users", f"{cluster_id} {names}\n"
 
 
 def record_users(config: Config, cluster_id: str) -> None:
-    """Notes that the metadata of `cluster_id` holds every user's current password."""
-    users = [user.name for user in config.scram_users]
-    _stamp(config).write_text(json.dumps({"cluster_id": cluster_id, "users": users}))
+    path, note = _users_note(config, cluster_id)
+    path.write_text(note)
 
 
-def users_missing(config: Config, cluster_id: str) -> list[ScramUser]:
-    """The users whose current password the metadata of `cluster_id` may lack."""
-    try:
-        stamp = json.loads(_stamp(config).read_text())
-    except (OSError, ValueError):
-        stamp = {}
-    known = stamp.get("users", []) if stamp.get("cluster_id") == cluster_id else []
-    return [user for user in config.scram_users if user.name not in known]
+def users_recorded(config: Config, cluster_id: str) -> bool:
+    path, note = _users_note(config, cluster_id)
+    return path.exists() and path.read_text() == note
 
 
 def apply_acls(config: Config) -> None:
