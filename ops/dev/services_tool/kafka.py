@@ -78,9 +78,8 @@ def ensure_kafka_libs(config: Config) -> None:
 
 
 def kafka_version(config: Config) -> str:
-    for jar in config.kafka_libs.glob("kafka-clients-*.jar"):
-        return jar.name.removeprefix("kafka-clients-").removesuffix(".jar")
-    return "unknown"
+    jars = config.kafka_libs.glob("kafka-clients-*.jar")
+    return next((jar.stem.removeprefix("kafka-clients-") for jar in jars), "unknown")
 
 
 def tool_command(config: Config, *args: str, classpath: str = "") -> list[str]:

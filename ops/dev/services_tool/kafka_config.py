@@ -22,8 +22,6 @@ def node_properties(config: Config, node: Node) -> dict[str, str]:
     # With replicas, two must have a write before it is acknowledged: one node may be lost
     # without losing an acknowledged record, offset or transaction marker.
     min_isr = 1 if replicas == 1 else 2
-    # Every node shares 2 cores with PostgreSQL, the pipeline and the tests.
-    share = config.brokers
     properties = {
         "process.roles": "broker,controller",
         "node.id": str(node.id),
@@ -62,9 +60,10 @@ def node_properties(config: Config, node: Node) -> dict[str, str]:
         "leader.imbalance.check.interval.seconds": "10",
         "num.partitions": "6",
         "group.initial.rebalance.delay.ms": "0",
-        "num.network.threads": str(max(1, 2 // share)),
-        "num.io.threads": str(max(2, 4 // share)),
-        "background.threads": str(max(2, 4 // share)),
+        # Every node shares 2 cores with PostgreSQL, the pipeline and the tests.
+        "num.network.threads": str(max(1, 2 // config.brokers)),
+        "num.io.threads": str(max(2, 4 // config.brokers)),
+        "background.threads": str(max(2, 4 // config.brokers)),
         "num.recovery.threads.per.data.dir": "1",
         "log.segment.bytes": "104857600",
     }
