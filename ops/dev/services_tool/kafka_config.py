@@ -77,9 +77,8 @@ def render(config: Config, node: Node) -> str:
         f"# Kafka node {node.id} of {config.brokers}, written by ops/dev/services from "
         "ops/dev/services_tool/kafka_config.py: edit that, not this file.\n"
     )
-    return header + "".join(
-        f"{key}={value}\n" for key, value in node_properties(config, node).items()
-    )
+    body = "".join(f"{key}={value}\n" for key, value in node_properties(config, node).items())
+    return header + body
 
 
 def jvm_options(config: Config, node: Node) -> list[str]:
