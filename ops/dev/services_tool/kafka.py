@@ -38,6 +38,9 @@ from ops.dev.services_tool.system import (
     tail,
 )
 
+# A command line, given the seconds left to the deadline.
+Command = Callable[[int], list[str]]
+
 
 @dataclass(frozen=True)
 class NodeState(ProcessState):
@@ -146,11 +149,8 @@ def _format(config: Config, node: Node) -> None:
     node.data.mkdir(parents=True, exist_ok=True)
     format_ = ["kafka.tools.StorageTool", "format", "--ignore-formatted", "--cluster-id", ident]
     scram = secure.format_arguments(config) if config.secure else []
-    run_logged(
-        tool_command(config, *format_, "--config", str(node.conf), *scram),
-        node.logs / "kafka-format.log",
-        f"kafka: formatting the storage of {node.label}",
-    )
+    command = tool_command(config, *format_, "--config", str(node.conf), *scram)
+    run_logged(command, node.logs / "kafka-format.log", f"{node.label}: formatting its storage")
     if config.secure:
         secure.record_users(config, ident)
 
@@ -192,20 +192,16 @@ def _launch(config: Config, node: Node) -> int:
 
 
 def _wait(
-    config: Config,
-    pids: dict[Node, int],
-    deadline: float,
-    what: str,
-    command: Callable[[int], list[str]] | None = None,
+    config: Config, pids: dict[Node, int], deadline: float, what: str, probe: Command | None = None
 ) -> str:
-    """Until `command(seconds left)` succeeds (the last line it printed), or without one until
+    """Until `probe(seconds left)` succeeds (the last line it printed), or without one until
     every node of `pids` listens. A ServicesError, with the logs' last lines, once one of them
     has exited, or `what` once the deadline has passed."""
     while (left := int(deadline - time.monotonic())) > 0:
-        if command is None and all(port_open(node.port) for node in pids):
+        if probe is None and all(port_open(node.port) for node in pids):
             return ""
-        if command is not None:
-            code, said = output(command(left))
+        if probe is not None:
+            code, said = output(probe(left))
             last = said.splitlines()[-1] if said else ""
             if code == 0:
                 return last
@@ -230,15 +226,10 @@ def _ensure_users(config: Config, cluster: str) -> None:
         log(f"kafka: setting the {secure.MECHANISM} credential of {user.name}")
         credential = f"{secure.MECHANISM}=[password={secure.password(config, user)}]"
         alter = ["--alter", "--entity-type", "users", "--entity-name", user.name]
-        run_logged(
-            tool_command(
-                config,
-                *("org.apache.kafka.tools.ConfigCommand", *alter, "--add-config", credential),
-                *("--bootstrap-server", config.bootstrap_servers),
-            ),
-            config.logs / "kafka-secure.log",
-            f"kafka: setting the SCRAM credential of {user.name}",
-        )
+        alter += ["--add-config", credential, "--bootstrap-server", config.bootstrap_servers]
+        command = tool_command(config, "org.apache.kafka.tools.ConfigCommand", *alter)
+        what = f"kafka: setting the credential of {user.name}"
+        run_logged(command, config.logs / "kafka-secure.log", what)
     secure.record_users(config, cluster)
 
 
