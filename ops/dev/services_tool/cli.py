@@ -66,16 +66,11 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from ops.dev.services_tool.config import HOST, Config
-from ops.dev.services_tool.java import ensure_kafka_libs, kafka_version, tool_command
-from ops.dev.services_tool.kafka import NodeState
-from ops.dev.services_tool.postgres import PgState
+from ops.dev.services_tool.kafka import ensure_kafka_libs, kafka_version, libs_stamp, tool_command
 from ops.dev.services_tool.services import Services
-from ops.dev.services_tool.system import ServicesError, locked, log
+from ops.dev.services_tool.system import ProcessState, ServicesError, locked, log
 
 NOT_UP = 3
-
-
-_HELP = ("help", "-h", "--help")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,75 +94,54 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """One command, as `ops/dev/services ARGV` with `environ`; its exit code.
     ServicesError propagates (main turns it into one line)."""
-    if argv[:1] and argv[0] in _HELP:
+    if argv[:1] and argv[0] in ("help", "-h", "--help"):
         print(__doc__, file=sys.stderr)
         return 0
-    args = _parser().parse_args(argv)
+    args = vars(_parser().parse_args(argv))
+    command = args.pop("command")
     config = Config.from_environ(environ)
     services = Services(config)
-    if args.command == "up":
-        services.up()
-    elif args.command == "down":
-        services.down()
-    elif args.command == "kafka-start":
-        services.kafka_start(args.node)
-    elif args.command == "kafka-stop":
-        services.kafka_stop(args.node, kill=args.kill)
-    elif args.command == "pg-start":
-        services.pg_start()
-    elif args.command == "pg-stop":
-        services.pg_stop(kill=args.kill)
-    elif args.command == "env":
+    if command == "env":
         found = services.env()
-        if args.json:
-            print(json.dumps(found))
-        else:
-            print("".join(f"{name}={value}\n" for name, value in found.items()), end="")
-    elif args.command == "status":
-        return _status(services, as_json=args.json)
-    elif args.command == "kafka-tool":
-        return _kafka_tool(config, args.tool_args)
+        lines = [json.dumps(found)] if args["json"] else [f"{k}={v}" for k, v in found.items()]
+        print(*lines, sep="\n")
+    elif command == "status":
+        return _status(services, as_json=args["json"])
+    elif command == "kafka-tool":
+        return _kafka_tool(config, args["tool_args"])
+    else:
+        # up, down, kafka-start, kafka-stop, pg-start, pg-stop: the method of that name
+        getattr(services, command.replace("-", "_"))(**args)
     return 0
 
 
 def _status(services: Services, *, as_json: bool) -> int:
     found = services.status()
     for state in found.nodes:
-        log(_describe_node(services.config, state))
-    log(_describe_pg(services.config, found.postgres))
+        node = state.node
+        version = f" (controller {node.controller_port}), Kafka {kafka_version(services.config)}"
+        log(_describe(node.label, state, node.port, version))
+    pg_version = f", PostgreSQL {found.postgres.version}"
+    log(_describe("postgres", found.postgres, services.config.pg_port, pg_version))
     if as_json:
         print(json.dumps({"up": found.up, **dataclasses.asdict(found)}, default=str))
     return 0 if found.up else NOT_UP
 
 
-def _describe_node(config: Config, state: NodeState) -> str:
-    node = state.node
+def _describe(name: str, state: ProcessState, port: int, running: str) -> str:
+    """One line of `status`; `running` ends the line of a server that runs."""
     if state.running:
-        return (
-            f"{node.label}: running, pid {state.pid}, {node.address} "
-            f"(controller {node.controller_port}), Kafka {kafka_version(config)}"
-        )
+        return f"{name}: running, pid {state.pid}, {HOST}:{port}{running}"
     if state.pid is not None:
-        return f"{node.label}: starting, pid {state.pid}, port {node.port} not listening yet"
-    return f"{node.label}: not running"
-
-
-def _describe_pg(config: Config, state: PgState) -> str:
-    if state.running:
-        return (
-            f"postgres: running, pid {state.pid}, {HOST}:{config.pg_port}, "
-            f"PostgreSQL {state.version}"
-        )
-    if state.pid is not None:
-        return f"postgres: starting, pid {state.pid}, port {config.pg_port} not listening yet"
-    return "postgres: not running"
+        return f"{name}: starting, pid {state.pid}, port {port} not listening yet"
+    return f"{name}: not running"
 
 
 def _kafka_tool(config: Config, tool_args: list[str]) -> int:
     if not tool_args:
         raise ServicesError("usage: ops/dev/services kafka-tool CLASS [ARGS...]")
-    if not (config.kafka_libs / ".pom.sha256").exists():
-        with locked(config.lock_file):
+    if not libs_stamp(config).exists():
+        with locked(config.home):
             ensure_kafka_libs(config)
     return subprocess.run(tool_command(config, *tool_args), check=False).returncode
 

@@ -18,6 +18,7 @@ from ops.dev.services_tool.system import ServicesError
 from ops.runtime.roles import Role, kafka_username
 
 ROOT = Path(os.path.abspath(__file__)).parents[3]
+DEV = ROOT / "ops" / "dev"
 HOST = "127.0.0.1"
 
 
@@ -49,30 +50,12 @@ class Node:
         return f"{HOST}:{self.port}"
 
 
-@dataclass(frozen=True)
 class Config:
-    """Every setting of `ops/dev/services`, with the defaults of the mode chosen."""
+    """Every setting of `ops/dev/services`, with the defaults of the mode chosen, and the
+    paths and addresses that follow from them. A ServicesError names a value that makes no
+    sense."""
 
-    root: Path
-    home: Path
-    brokers: int
-    kafka_port: int
-    controller_port: int
-    secure_port: int
-    pg_port: int
-    pg_db: str
-    heap_opts: tuple[str, ...]
-    secure: bool
-    scram_users: tuple[ScramUser, ...]
-    ready_timeout: float
-    stop_timeout: float
-    pg_bin: Path | None
-    java_home: Path | None
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str], root: Path = ROOT) -> Config:
-        """The settings `environ` asks for; ServicesError names a value that makes no sense."""
-
+    def __init__(self, environ: Mapping[str, str], root: Path = ROOT) -> None:
         def number(name: str, default: int) -> int:
             raw = environ.get(name) or str(default)
             try:
@@ -80,51 +63,49 @@ class Config:
             except ValueError:
                 raise ServicesError(f"{name}={raw} is not a whole number") from None
 
-        brokers = number("KAFKA_BROKERS", 1)
-        if brokers < 1:
-            raise ServicesError(f"KAFKA_BROKERS={brokers}: at least one broker")
-        one = brokers == 1
-        if one:
-            # CACHE, the script's first name for it, still wins for the single broker.
-            chosen = environ.get("CACHE") or environ.get("SERVICES_HOME")
-            home = Path(chosen) if chosen else root / ".cache"
-        else:
-            chosen = environ.get("SERVICES_HOME")
-            home = Path(chosen) if chosen else root / ".cache" / "cluster"
-        kafka_port = number("KAFKA_PORT", 19092 if one else 19292)
+        self.brokers = number("KAFKA_BROKERS", 1)
+        if self.brokers < 1:
+            raise ServicesError(f"KAFKA_BROKERS={self.brokers}: at least one broker")
+        one = self.brokers == 1
+        self.root = root
+        # CACHE, the script's first name for it, still wins for the single broker.
+        home = (environ.get("CACHE") if one else None) or environ.get("SERVICES_HOME")
+        default = root / ".cache" if one else root / ".cache" / "cluster"
+        self.home = Path(os.path.abspath(home or default))
+        self.kafka_port = number("KAFKA_PORT", 19092 if one else 19292)
+        # One node: its controller and secure listener next to it; N nodes: a block of ten
+        # ports each, node N at base + N - 1.
+        self.controller_port = number("KAFKA_CONTROLLER_PORT", self.kafka_port + (1 if one else 10))
+        self.secure_port = number("KAFKA_SECURE_PORT", self.kafka_port + (2 if one else 20))
+        self.pg_port = number("PG_PORT", 15432 if one else 15632)
+        self.pg_db = environ.get("PG_DB") or "store_publish"
         heap = environ.get("KAFKA_HEAP_OPTS") or ("-Xms512m -Xmx1g" if one else "-Xms256m -Xmx512m")
-        pg_bin = environ.get("PG_BIN")
-        java_home = environ.get("JAVA_HOME")
-        return cls(
-            root=root,
-            home=Path(os.path.abspath(home)),
-            brokers=brokers,
-            kafka_port=kafka_port,
-            # One node: its controller and secure listener next to it; N nodes: a block of
-            # ten ports each, node N at base + N - 1.
-            controller_port=number("KAFKA_CONTROLLER_PORT", kafka_port + (1 if one else 10)),
-            secure_port=number("KAFKA_SECURE_PORT", kafka_port + (2 if one else 20)),
-            pg_port=number("PG_PORT", 15432 if one else 15632),
-            pg_db=environ.get("PG_DB") or "store_publish",
-            heap_opts=tuple(shlex.split(heap)),
-            secure=environ.get("KAFKA_SECURE", "0") == "1",
-            scram_users=tuple(ScramUser(kafka_username(role), role.value) for role in Role),
-            ready_timeout=number("READY_TIMEOUT", 120),
-            stop_timeout=number("STOP_TIMEOUT", 30),
-            pg_bin=Path(pg_bin) if pg_bin else None,
-            java_home=Path(java_home) if java_home else None,
-        )
+        self.heap_opts = tuple(shlex.split(heap))
+        self.secure = environ.get("KAFKA_SECURE", "0") == "1"
+        self.scram_users = tuple(ScramUser(kafka_username(role), role.value) for role in Role)
+        self.ready_timeout = number("READY_TIMEOUT", 120)
+        self.stop_timeout = number("STOP_TIMEOUT", 30)
+        self.pg_bin = Path(environ["PG_BIN"]) if environ.get("PG_BIN") else None
+        self.java_home = Path(environ["JAVA_HOME"]) if environ.get("JAVA_HOME") else None
+        self.logs = self.home / "logs"
+        # The broker's jars: shared by every SERVICES_HOME, downloaded once.
+        self.kafka_libs = root / ".cache" / "kafka-libs"
+        self.secure_dir = self.home / "kafka-secure"
+        self.pg_data = self.home / "pg-data"
+        self.pg_run = self.home / "pg-run"
+        self.pg_log = self.logs / "postgres.log"
+        self.nodes = tuple(self.node(n) for n in range(1, self.brokers + 1))
+        self.bootstrap_servers = ",".join(node.address for node in self.nodes)
+        self.secure_bootstrap_servers = ",".join(f"{HOST}:{n.secure_port}" for n in self.nodes)
+        self.database_url = f"postgresql://postgres@{HOST}:{self.pg_port}/{self.pg_db}"
 
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        return tuple(self._node(n) for n in range(1, self.brokers + 1))
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], root: Path = ROOT) -> Config:
+        return cls(environ, root)
 
-    def node(self, node_id: int) -> Node:
-        if not 1 <= node_id <= self.brokers:
-            raise ServicesError(f"kafka: no node {node_id} (nodes 1 to {self.brokers})")
-        return self._node(node_id)
-
-    def _node(self, n: int) -> Node:
+    def node(self, n: int) -> Node:
+        if not 1 <= n <= self.brokers:
+            raise ServicesError(f"kafka: no node {n} (nodes 1 to {self.brokers})")
         if self.brokers == 1:
             suffix, label, logs = "", "kafka", self.logs
         else:
@@ -140,56 +121,3 @@ class Config:
             pid_file=self.home / f"kafka{suffix}.pid",
             logs=logs,
         )
-
-    @property
-    def logs(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def dev(self) -> Path:
-        return self.root / "ops" / "dev"
-
-    @property
-    def kafka_libs(self) -> Path:
-        """The broker's jars: shared by every SERVICES_HOME, downloaded once."""
-        return self.root / ".cache" / "kafka-libs"
-
-    @property
-    def probe_classes(self) -> Path:
-        return self.home / "kafka-probe"
-
-    @property
-    def cluster_id_file(self) -> Path:
-        return self.home / "kafka-cluster-id"
-
-    @property
-    def secure_dir(self) -> Path:
-        return self.home / "kafka-secure"
-
-    @property
-    def pg_data(self) -> Path:
-        return self.home / "pg-data"
-
-    @property
-    def pg_run(self) -> Path:
-        return self.home / "pg-run"
-
-    @property
-    def pg_log(self) -> Path:
-        return self.logs / "postgres.log"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.home / "services.lock"
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return ",".join(node.address for node in self.nodes)
-
-    @property
-    def secure_bootstrap_servers(self) -> str:
-        return ",".join(f"{HOST}:{node.secure_port}" for node in self.nodes)
-
-    @property
-    def database_url(self) -> str:
-        return f"postgresql://postgres@{HOST}:{self.pg_port}/{self.pg_db}"

@@ -5,7 +5,7 @@ module, not the rendered files."""
 from __future__ import annotations
 
 from ops.dev.services_tool import secure
-from ops.dev.services_tool.config import HOST, Config, Node
+from ops.dev.services_tool.config import DEV, HOST, Config, Node
 
 
 def listeners(config: Config, node: Node) -> dict[str, int]:
@@ -22,8 +22,6 @@ def node_properties(config: Config, node: Node) -> dict[str, str]:
     # With replicas, two must have a write before it is acknowledged: one node may be lost
     # without losing an acknowledged record, offset or transaction marker.
     min_isr = 1 if replicas == 1 else 2
-    # Every node shares 2 cores with PostgreSQL, the pipeline and the tests.
-    share = config.brokers
     properties = {
         "process.roles": "broker,controller",
         "node.id": str(node.id),
@@ -61,17 +59,13 @@ def node_properties(config: Config, node: Node) -> dict[str, str]:
         # Leaders move back to their preferred replicas soon after a node returns.
         "leader.imbalance.check.interval.seconds": "10",
         "num.partitions": "6",
-        "auto.create.topics.enable": "true",
-        "delete.topic.enable": "true",
         "group.initial.rebalance.delay.ms": "0",
-        "num.network.threads": str(max(1, 2 // share)),
-        "num.io.threads": str(max(2, 4 // share)),
-        "background.threads": str(max(2, 4 // share)),
-        "num.replica.fetchers": "1",
+        # Every node shares 2 cores with PostgreSQL, the pipeline and the tests.
+        "num.network.threads": str(max(1, 2 // config.brokers)),
+        "num.io.threads": str(max(2, 4 // config.brokers)),
+        "background.threads": str(max(2, 4 // config.brokers)),
         "num.recovery.threads.per.data.dir": "1",
-        "log.retention.hours": "168",
         "log.segment.bytes": "104857600",
-        "log.retention.check.interval.ms": "300000",
     }
     if config.secure:
         properties.update(secure.broker_properties(config))
@@ -89,16 +83,11 @@ def render(config: Config, node: Node) -> str:
 
 def jvm_options(config: Config, node: Node) -> list[str]:
     """The broker JVM's options: heap (KAFKA_HEAP_OPTS), G1 with its threads shared out."""
-    gc_threads = max(1, 2 // config.brokers)
     return [
         *config.heap_opts,
-        "-XX:+UseG1GC",
-        "-XX:MaxGCPauseMillis=20",
-        "-XX:InitiatingHeapOccupancyPercent=35",
-        f"-XX:ParallelGCThreads={gc_threads}",
-        "-XX:ConcGCThreads=1",
-        "-XX:+ExplicitGCInvokesConcurrent",
-        "-Djava.awt.headless=true",
+        *("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35"),
+        *(f"-XX:ParallelGCThreads={max(1, 2 // config.brokers)}", "-XX:ConcGCThreads=1"),
+        *("-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"),
         f"-Dkafka.logs.dir={node.logs}",
-        f"-Dlog4j2.configurationFile={config.dev / 'kafka' / 'log4j2.properties'}",
+        f"-Dlog4j2.configurationFile={DEV / 'kafka' / 'log4j2.properties'}",
     ]

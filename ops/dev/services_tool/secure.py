@@ -11,16 +11,13 @@ on the PLAINTEXT listener, which the probe, the controller link and the tools ke
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
-import subprocess
 from pathlib import Path
 
 from ops.dev.services_tool.config import Config, ScramUser
-from ops.dev.services_tool.java import run_tool
-from ops.dev.services_tool.system import ServicesError, log, tail
+from ops.dev.services_tool.system import ServicesError, log, need, output, run_logged
 
 MECHANISM = "SCRAM-SHA-512"
 _SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required"
@@ -32,16 +29,12 @@ _SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required
 # so that principal is the super user. Every client of the pipeline logs in on SASL_SSL as
 # its role and gets the role's ACLs (`store-publish acl apply`). A real cluster authenticates
 # its inter-broker listener too; docs/security.md says how this setup differs.
-AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-SUPER_USER = "User:ANONYMOUS"
-
-
 def broker_properties(config: Config) -> dict[str, str]:
     """The SASL_SSL listener's settings (its address is in the node's `listeners`) and the
     authorizer."""
     return {
-        "authorizer.class.name": AUTHORIZER,
-        "super.users": SUPER_USER,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS",
         "allow.everyone.if.no.acl.found": "false",
         # The credentials live in the cluster metadata: the broker's login takes no options.
         "listener.name.sasl_ssl.sasl.enabled.mechanisms": MECHANISM,
@@ -63,18 +56,15 @@ def keystore(config: Config) -> Path:
     return config.secure_dir / "broker-keystore.pem"
 
 
-def password_file(config: Config, user: ScramUser) -> Path:
-    return config.secure_dir / "users" / f"{user.name}.password"
-
-
-def client_config(config: Config, user: ScramUser) -> Path:
-    """A Java client properties file for `kafka-tool ... --command-config`."""
-    return config.secure_dir / "users" / f"{user.name}.properties"
+def user_file(config: Config, user: ScramUser, kind: str) -> Path:
+    """The user's `password`, or its Java client `properties` (for `kafka-tool ...
+    --command-config`)."""
+    return config.secure_dir / "users" / f"{user.name}.{kind}"
 
 
 def password(config: Config, user: ScramUser) -> str:
     try:
-        return password_file(config, user).read_text().strip()
+        return user_file(config, user, "password").read_text().strip()
     except OSError:
         raise ServicesError(
             f"no SASL_SSL material in {config.secure_dir}: run KAFKA_SECURE=1 ops/dev/services up"
@@ -105,111 +95,52 @@ def ensure_material(config: Config) -> None:
     """The CA and broker certificate (once), then a password and client file per user."""
     if not keystore(config).exists():
         _make_tls(config)
-    users = config.secure_dir / "users"
-    users.mkdir(mode=0o700, exist_ok=True)
     for user in config.scram_users:
-        if not password_file(config, user).exists():
+        if not user_file(config, user, "password").exists():
             # hex: nothing that `[name=...,password=...]` or JAAS quoting would mangle
-            _write_private(password_file(config, user), secrets.token_hex(24) + "\n")
-        _write_private(
-            client_config(config, user), client_properties(config, user, password(config, user))
-        )
+            _write_private(user_file(config, user, "password"), secrets.token_hex(24) + "\n")
+        properties = client_properties(config, user, password(config, user))
+        _write_private(user_file(config, user, "properties"), properties)
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
+    """`text` in `path`, mode 600, in a directory of mode 700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(text)
+
+
+def certificate(name: str, subject: str, days: int, *extensions: str) -> list[str]:
+    """openssl's arguments for a new key and a certificate for it, `name`.key and `name`.pem
+    in the directory it runs in: self-signed, or signed with `-CA ... -CAkey ...` added."""
+    new = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", str(days)]
+    files = ["-keyout", f"{name}.key", "-out", f"{name}.pem", "-subj", subject]
+    return [*new, *files, *(part for extension in extensions for part in ("-addext", extension))]
 
 
 def ca_request(subject: str, *, days: int) -> list[str]:
-    """openssl's arguments for a self-signed CA named `subject`: ca.key and ca.pem in the
-    directory it runs in."""
-    return [
-        "req",
-        "-x509",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-sha256",
-        "-days",
-        str(days),
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        subject,
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]
+    """openssl's arguments for a self-signed CA named `subject`: ca.key and ca.pem."""
+    usage = ("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign")
+    return certificate("ca", subject, days, *usage)
 
 
 def _make_tls(config: Config) -> None:
-    if shutil.which("openssl") is None:
-        raise ServicesError("openssl not found: KAFKA_SECURE=1 generates a CA with it")
+    """A throwaway CA and a broker certificate it signed, for 127.0.0.1 and localhost (the
+    certificate is made and signed in one step: OpenSSL 3)."""
+    openssl = need("openssl", "KAFKA_SECURE=1 generates a CA with it")
     log(f"kafka: generating a throwaway CA and broker certificate in {config.secure_dir}")
     tmp = config.secure_dir.with_name(f"{config.secure_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700, parents=True)
-    (tmp / "broker.ext").write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    broker = certificate(
+        *("broker", "/CN=127.0.0.1", 825, "basicConstraints=critical,CA:FALSE"),
+        *("keyUsage=critical,digitalSignature,keyEncipherment", "extendedKeyUsage=serverAuth"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
     )
-    steps = [
-        ca_request("/CN=store-publish ops-services local CA", days=3650),
-        [
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-sha256",
-            "-keyout",
-            "broker.key",
-            "-out",
-            "broker.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-        [
-            "x509",
-            "-req",
-            "-sha256",
-            "-days",
-            "825",
-            "-in",
-            "broker.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-extfile",
-            "broker.ext",
-            "-out",
-            "broker.pem",
-        ],
-    ]
-    secure_log = config.logs / "kafka-secure.log"
-    config.logs.mkdir(parents=True, exist_ok=True)
-    with secure_log.open("a") as out:
-        for step in steps:
-            done = subprocess.run(
-                ["openssl", *step], cwd=tmp, stdout=out, stderr=subprocess.STDOUT, check=False
-            )
-            if done.returncode != 0:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise ServicesError(
-                    f"kafka: could not generate the TLS material ({secure_log}):\n"
-                    + tail(secure_log)
-                )
+    ca = ca_request("/CN=store-publish ops-services local CA", days=3650)
+    for step in (ca, [*broker, "-CA", "ca.pem", "-CAkey", "ca.key"]):
+        what = "kafka: generating the TLS material"
+        run_logged([openssl, *step], config.logs / "kafka-secure.log", what, cwd=tmp)
     chain = "".join((tmp / name).read_text() for name in ("broker.key", "broker.pem", "ca.pem"))
     (tmp / "broker-keystore.pem").write_text(chain)
     for path in tmp.iterdir():
@@ -218,39 +149,22 @@ def _make_tls(config: Config) -> None:
     tmp.rename(config.secure_dir)
 
 
-def _stamp(config: Config) -> Path:
-    return config.secure_dir / "scram-users.json"
+def _users_note(config: Config, cluster_id: str) -> tuple[Path, str]:
+    """Where the note is kept that the metadata of `cluster_id` holds every user's current
+    password (written when the storage is formatted with them, or they are set), and what
+    it says."""
+    names = " ".join(user.name for user in config.scram_users)
+    return config.secure_dir / "scram-users", f"{cluster_id} {names}\n"
 
 
 def record_users(config: Config, cluster_id: str) -> None:
-    """Notes that the metadata of `cluster_id` holds every user's current password."""
-    _stamp(config).write_text(
-        json.dumps({"cluster_id": cluster_id, "users": [u.name for u in config.scram_users]})
-    )
+    path, note = _users_note(config, cluster_id)
+    path.write_text(note)
 
 
-def ensure_users(config: Config, cluster_id: str, plaintext_bootstrap: str) -> None:
-    """Storage formatted without these users (or before their passwords were made) gets
-    their credentials through the PLAINTEXT listener."""
-    try:
-        stamp = json.loads(_stamp(config).read_text())
-    except (OSError, ValueError):
-        stamp = {}
-    known = set(stamp.get("users", [])) if stamp.get("cluster_id") == cluster_id else set()
-    for user in config.scram_users:
-        if user.name in known:
-            continue
-        log(f"kafka: setting the {MECHANISM} credential of {user.name}")
-        run_tool(
-            config,
-            "org.apache.kafka.tools.ConfigCommand",
-            *("--bootstrap-server", plaintext_bootstrap, "--alter", "--entity-type", "users"),
-            *("--entity-name", user.name),
-            *("--add-config", f"{MECHANISM}=[password={password(config, user)}]"),
-            log_file=config.logs / "kafka-secure.log",
-            what=f"setting the SCRAM credential of {user.name}",
-        )
-    record_users(config, cluster_id)
+def users_recorded(config: Config, cluster_id: str) -> bool:
+    path, note = _users_note(config, cluster_id)
+    return path.exists() and path.read_text() == note
 
 
 def apply_acls(config: Config) -> None:
@@ -266,10 +180,8 @@ def apply_acls(config: Config) -> None:
         if not key.startswith(("KAFKA_SASL_", "KAFKA_SSL_", "KAFKA_SECURITY_"))
     }
     environ["KAFKA_BOOTSTRAP_SERVERS"] = config.bootstrap_servers
-    done = subprocess.run(
-        [str(command), "acl", "apply"], env=environ, capture_output=True, text=True, check=False
-    )
-    said = (done.stdout + done.stderr).strip().splitlines()
-    if done.returncode != 0:
-        raise ServicesError(f"kafka: applying the roles' ACLs failed: {' '.join(said[-1:])}")
-    log(f"kafka: {said[-1] if said else 'ACLs applied'}")
+    code, said = output([str(command), "acl", "apply"], environ)
+    last = said.splitlines()[-1] if said else ""
+    if code != 0:
+        raise ServicesError(f"kafka: applying the roles' ACLs failed: {last}")
+    log(f"kafka: {last or 'ACLs applied'}")

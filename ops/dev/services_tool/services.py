@@ -60,31 +60,31 @@ class Services:
     def up(self) -> None:
         """Both, idempotent: ready once a transaction commits and the database answers."""
         started = time.monotonic()
-        with locked(self.config.lock_file):
+        with locked(self.config.home):
             # PostgreSQL first: it is quick, and starts while the JVMs would compete anyway.
             postgres.start(self.config)
             kafka.start(self.config)
         log(f"up: Kafka and PostgreSQL ready in {since(started)}")
 
     def down(self) -> None:
-        with locked(self.config.lock_file):
+        with locked(self.config.home):
             kafka.stop(self.config)
             postgres.stop(self.config)
 
     def kafka_start(self, node: int | None = None) -> None:
-        with locked(self.config.lock_file):
+        with locked(self.config.home):
             kafka.start(self.config, node)
 
     def kafka_stop(self, node: int | None = None, *, kill: bool = False) -> None:
-        with locked(self.config.lock_file):
+        with locked(self.config.home):
             kafka.stop(self.config, node, kill=kill)
 
     def pg_start(self) -> None:
-        with locked(self.config.lock_file):
+        with locked(self.config.home):
             postgres.start(self.config)
 
     def pg_stop(self, *, kill: bool = False) -> None:
-        with locked(self.config.lock_file):
+        with locked(self.config.home):
             postgres.stop(self.config, kill=kill)
 
     def status(self) -> Status:
@@ -92,7 +92,3 @@ class Services:
 
     def env(self) -> dict[str, str]:
         return client_env(self.config)
-
-    def node_pid(self, node: int = 1) -> int | None:
-        """The running process of Kafka node `node` (1 for the single broker)."""
-        return kafka.node_pid(self.config.node(node))
