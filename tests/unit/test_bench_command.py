@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import ops.bench.run
 import ops.cli.bench
+import ops.runtime.logs
 from ops.bench.options import BenchOptions
 from ops.cli.app import app
 from schemas.settings import Settings
@@ -31,6 +32,8 @@ def _bench(monkeypatch: pytest.MonkeyPatch, *args: str) -> BenchOptions:
 
     monkeypatch.setattr(ops.cli.bench, "reach_services", reach)
     monkeypatch.setattr(ops.bench.run, "run_bench", run)
+    # The command sets the process's logging up; the other tests' captured logs need it left.
+    monkeypatch.setattr(ops.runtime.logs, "configure_logging", lambda level: None)
     result = CliRunner().invoke(app, ["bench", *args])
     assert result.exit_code == 0, result.output
     return given[0]
