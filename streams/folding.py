@@ -98,11 +98,7 @@ class Folder:
         Only held partitions: the table also holds standby copies of other workers' partials,
         and deleting one would write a tombstone into a changelog this worker does not own.
         """
-        first_live = self.geometry.live(self.clock()).start
-        for key in self.partials.stored():
-            partition, slot = parse_partial_key(key)
-            if partition in held and slot < first_live:
-                self.partials.delete(key)
+        self.partials.expire(self.geometry.live(self.clock()).start, held)
         if generation == self._published_generation:
             return
         self._unpublished.clear()  # all of them go now
