@@ -19,7 +19,7 @@ import typer
 from ops.cli.acl import acl_app
 from ops.cli.bench import bench
 from ops.cli.dlq import dlq_app
-from ops.cli.edge import operator_errors
+from ops.cli.edge import configured, operator_errors
 from ops.cli.switch import pause, resume, status
 from ops.errors import ExitCode, OperatorError
 from ops.probes import reach_kafka, reach_services, with_kafka_deadline
@@ -39,10 +39,6 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Store publish pipeline: consumer, rates stream and on-call tools."""
-
-
-def load_settings() -> Settings:
-    return Settings()
 
 
 @app.command()
@@ -69,8 +65,8 @@ def migrate() -> None:
         for line in report.lines():
             typer.echo(line)
 
-    with operator_errors():
-        asyncio.run(run(load_settings()))
+    with configured() as settings:
+        asyncio.run(run(settings))
 
 
 def traced(service: str) -> AbstractContextManager[Tracer | None]:
@@ -101,8 +97,7 @@ def _serve(
     from ops.runtime.logs import configure_logging
     from ops.runtime.signals import stop_on_signals
 
-    with operator_errors(quiet_kafka=False), traced(service) as tracer:
-        settings = load_settings()
+    with configured(quiet_kafka=False) as settings, traced(service) as tracer:
         if check is not None:
             check(settings)
         configure_logging(settings.log_level)
@@ -165,11 +160,12 @@ def emit(
     from ops.dev.emit import emit_lines, emit_synthetic
 
     with operator_errors():
+        # The arguments before the settings: a wrong call is told so whatever the environment.
         if (source is None) == (synthetic == 0):
             raise OperatorError(
                 "give either a SOURCE file (or -) or --synthetic N", ExitCode.BAD_ARGUMENTS
             )
-        settings = load_settings()
+        settings = Settings()
 
         async def send_synthetic(tracer: Tracer | None) -> int:
             await reach_services(settings)  # the stores are picked from the database
@@ -209,8 +205,7 @@ def demo(
     from ops.demo.story import run_demo
     from ops.runtime.logs import configure_logging
 
-    with operator_errors(quiet_kafka=False):
-        settings = load_settings()
+    with configured(quiet_kafka=False) as settings:
         configure_logging("ERROR")
 
         async def run() -> bool:

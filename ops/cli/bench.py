@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 import typer
 
 from ops.bench.options import BenchOptions
-from ops.cli.edge import operator_errors
+from ops.cli.edge import configured
 from ops.errors import ExitCode, OperatorError
 from ops.probes import reach_services
-from schemas.settings import Settings
 
 if TYPE_CHECKING:
     from ops.bench.report import Report
@@ -71,8 +70,7 @@ def bench(*, json_path: Path | None, chart: Path | None, **fields: Any) -> None:
     from ops.bench.run import run_bench
     from ops.runtime.logs import configure_logging
 
-    with operator_errors(quiet_kafka=False):
-        settings = Settings()
+    with configured(quiet_kafka=False) as settings:
         configure_logging("ERROR")
         options = BenchOptions(**fields)
         refusal = options.refusal()
