@@ -133,24 +133,17 @@ class Committed:
     errors: list[BaseException]
 
 
+@dataclass(eq=False)
 class Committer:
-    def __init__(
-        self,
-        settings: Settings,
-        consumer: Seekable,
-        claims: Claims,
-        decider: Decider,
-        tracer: Tracer | None = None,
-    ) -> None:
-        self._settings = settings
-        self._consumer = consumer
-        self._claims = claims
-        self._decider = decider
-        self._tracer = tracer
+    settings: Settings
+    consumer: Seekable
+    claims: Claims
+    decider: Decider
+    tracer: Tracer | None = None
 
     async def decide(self, batches: Batches) -> DecidedPoll:
         """Each partition's batch transaction, side by side."""
-        trace = PollTrace(self._tracer, batches) if self._tracer is not None else None
+        trace = PollTrace(self.tracer, batches) if self.tracer is not None else None
         poll = await self._decide(batches, trace)
         if trace is not None:
             trace.decided(poll.results, len(poll.errors))
@@ -162,11 +155,11 @@ class Committer:
     async def _decide(self, batches: Batches, trace: PollTrace | None) -> DecidedPoll:
         try:
             # Before the batch transactions, never after: see `PartitionClaims.writer`.
-            writer = await self._claims.writer()
+            writer = await self.claims.writer()
         except Exception as error:
             # Nothing was claimed or decided: back to where each batch began, as fetched.
             for tp, records in batches.items():
-                self._consumer.seek(tp, records[0].offset)
+                self.consumer.seek(tp, records[0].offset)
             log.warning("Kafka writer not started, poll handed back", error=describe(error))
             return DecidedPoll(batches, {}, None, [BatchHandedBack(str(error))])
         decisions = await self._decide_together(batches, trace)
@@ -176,7 +169,7 @@ class Committer:
                 return_exceptions=True,
             )
         errors = [d for d in decisions if isinstance(d, BaseException)]
-        assignment = self._consumer.assignment()
+        assignment = self.consumer.assignment()
         results = {
             tp: decided
             for tp, decided in zip(batches, decisions, strict=True)
@@ -185,7 +178,7 @@ class Committer:
         }
         poll = DecidedPoll(batches, results, writer, errors)
         for tp, offset in poll.offsets.items():
-            self._claims.expect_next(tp, offset)
+            self.claims.expect_next(tp, offset)
         return poll
 
     async def commit(self, poll: DecidedPoll) -> Committed:
@@ -198,7 +191,7 @@ class Committer:
         records = [
             record
             for results in poll.results.values()
-            for record in outbound(self._settings.topic_outcomes, results, trace)
+            for record in outbound(self.settings.topic_outcomes, results, trace)
         ]
         if trace is None:
             return await self._commit(poll, records)
@@ -214,7 +207,7 @@ class Committer:
             # the outcome is ambiguous, and a fresh producer settles it.
             await within(
                 poll.writer.commit(records, poll.offsets),
-                self._settings.kafka_commit_timeout_ms / 1000,
+                self.settings.kafka_commit_timeout_ms / 1000,
             )
         except asyncio.CancelledError:
             # Shutting down mid-commit: back where the poll began, for whoever reads next.
@@ -227,7 +220,7 @@ class Committer:
                 "Producer fenced, partition taken over",
                 partitions=[tp.partition for tp in poll.results],
             )
-            await self._claims.replace_writer()
+            await self.claims.replace_writer()
             return Committed(poll, False, [])
         except Exception as error:
             log.warning(
@@ -238,7 +231,7 @@ class Committer:
             )
             # The next poll gets a fresh producer: its initialisation completes or aborts
             # whatever this one left open.
-            await self._claims.replace_writer()
+            await self.claims.replace_writer()
             return Committed(poll, False, [BatchHandedBack(str(error))])
         return Committed(poll, True, [])
 
@@ -250,20 +243,20 @@ class Committer:
         makes a sixth of them. What each partition's batch became (its results; None when
         not this consumer's to decide; the error it was handed back with, given once), or
         None when the poll is to be decided a partition at a time."""
-        limit = self._settings.consumer_poll_transaction_max_records
+        limit = self.settings.consumer_poll_transaction_max_records
         if len(batches) < 2 or sum(len(records) for records in batches.values()) > limit:
             return None
         claims = {
             tp: claim
             for tp, records in batches.items()
-            if (claim := self._claims.claim_for(tp, records[0].offset)) is not None
+            if (claim := self.claims.claim_for(tp, records[0].offset)) is not None
         }
         held = list(claims)
         if not held:
             return [None] * len(batches)
         now = datetime.now(UTC)
         try:
-            decided = await self._decider.handle_together(
+            decided = await self.decider.handle_together(
                 [([inbound(r, now, trace) for r in batches[tp]], claims[tp]) for tp in held]
             )
         except DecideSeparately as why:
@@ -271,7 +264,7 @@ class Committer:
             return None
         except BaseException as error:
             for tp in held:
-                self._consumer.seek(tp, batches[tp][0].offset)
+                self.consumer.seek(tp, batches[tp][0].offset)
             if not isinstance(error, Exception):
                 raise
             # One error for the poll, so it is reacted to once.
@@ -287,18 +280,18 @@ class Committer:
     ) -> list[Result] | None:
         """The batch's results, decided and written in its database transaction; None when
         the batch is not this consumer's to decide."""
-        claim = self._claims.claim_for(tp, records[0].offset)
+        claim = self.claims.claim_for(tp, records[0].offset)
         if claim is None:
             return None
         now = datetime.now(UTC)
         try:
-            return await self._decider.handle([inbound(r, now, trace) for r in records], claim)
+            return await self.decider.handle([inbound(r, now, trace) for r in records], claim)
         except PartitionLost:
             log.warning("Partition claimed by another consumer", partition=tp.partition)
-            self._claims.drop(tp)
+            self.claims.drop(tp)
             return None
         except BaseException:
-            self._consumer.seek(tp, records[0].offset)
+            self.consumer.seek(tp, records[0].offset)
             raise
 
     def hand_back(self, *polls: DecidedPoll) -> None:
@@ -313,5 +306,5 @@ class Committer:
                 offset = poll.batches[tp][0].offset
                 first[tp] = min(first.get(tp, offset), offset)
         for tp, offset in first.items():
-            self._consumer.seek(tp, offset)
-            self._claims.expect_next(tp, offset)
+            self.consumer.seek(tp, offset)
+            self.claims.expect_next(tp, offset)

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
@@ -54,32 +55,24 @@ class Positions(Protocol):
     def next_offset(self, tp: TopicPartition) -> int | None: ...
 
 
+@dataclass(eq=False)
 class ConsumerLoop:
-    def __init__(
-        self,
-        settings: Settings,
-        consumer: Source,
-        committer: Committer,
-        holding: Holding,
-        positions: Positions,
-        metrics: ConsumerMetrics,
-    ) -> None:
-        self._settings = settings
-        self._consumer = consumer
-        self._committer = committer
-        self._holding = holding
-        self._positions = positions
-        self._metrics = metrics
-        # Held while a poll is decided and the previous one settled: a rebalance waits for it,
-        # and for the commit in flight, before giving partitions up.
-        self._in_flight = asyncio.Lock()
-        self._pending: asyncio.Task[Committed] | None = None
-        self.processed = 0
-        self._next_lag_update = 0.0
-        # The commit cadence: when the last poll with records was taken, and whether it was
-        # full (a backlog: the next one is taken at once).
-        self._last_poll_at = float("-inf")
-        self._last_poll_full = False
+    settings: Settings
+    consumer: Source
+    committer: Committer
+    holding: Holding
+    positions: Positions
+    metrics: ConsumerMetrics
+    processed: int = field(default=0, init=False)
+    # Held while a poll is decided and the previous one settled: a rebalance waits for it,
+    # and for the commit in flight, before giving partitions up.
+    _in_flight: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _pending: asyncio.Task[Committed] | None = field(default=None, init=False)
+    _next_lag_update: float = field(default=0.0, init=False)
+    # The commit cadence: when the last poll with records was taken, and whether it was
+    # full (a backlog: the next one is taken at once).
+    _last_poll_at: float = field(default=float("-inf"), init=False)
+    _last_poll_full: bool = field(default=False, init=False)
 
     @asynccontextmanager
     async def between_polls(self) -> AsyncIterator[None]:
@@ -87,40 +80,40 @@ class ConsumerLoop:
         async with self._in_flight:
             committed = await self._settle()
             if committed is not None and not committed.ok:
-                self._committer.hand_back(committed.poll)
+                self.committer.hand_back(committed.poll)
             yield
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        ok, details = self._holding.report()
+        ok, details = self.holding.report()
         return ok, {
             **details,
-            "partitions": self._positions.partitions,
+            "partitions": self.positions.partitions,
             "processed": self.processed,
         }
 
     async def run(self, stop: asyncio.Event) -> None:
-        poll_s = self._settings.pause_poll_interval_ms / 1000
+        poll_s = self.settings.pause_poll_interval_ms / 1000
         try:
             while not stop.is_set():
                 try:
-                    await self._holding.read_switch_when_due()
+                    await self.holding.read_switch_when_due()
                 except Exception as error:
                     # The switch cannot be read: publishing must not go on unchecked.
                     await self._hold(stop, error)
                     continue
-                if self._holding.paused:
+                if self.holding.paused:
                     await self._finish_or_hand_back(self._settle_and_react(stop), stop)
                     await sleep_or_stop(stop, poll_s)
                     continue
                 if await self._wait_for_cadence(stop):
                     continue
-                batches = await self._consumer.getmany(
-                    timeout_ms=200, max_records=self._settings.consumer_max_batch
+                batches = await self.consumer.getmany(
+                    timeout_ms=200, max_records=self.settings.consumer_max_batch
                 )
                 if batches:
                     self._last_poll_at = time.monotonic()
                     taken = sum(len(records) for records in batches.values())
-                    self._last_poll_full = taken >= self._settings.consumer_max_batch
+                    self._last_poll_full = taken >= self.settings.consumer_max_batch
                     await self._finish_or_hand_back(self._pipeline(batches, stop), stop)
                 elif self._pending is not None:
                     await self._finish_or_hand_back(self._settle_and_react(stop), stop)
@@ -139,7 +132,7 @@ class ConsumerLoop:
         interval in one transaction."""
         if self._last_poll_full:
             return False
-        due = self._last_poll_at + self._settings.consumer_commit_interval_ms / 1000
+        due = self._last_poll_at + self.settings.consumer_commit_interval_ms / 1000
         wait = due - time.monotonic()
         if wait <= 0:
             return False
@@ -168,26 +161,26 @@ class ConsumerLoop:
         """Decide this poll while the previous one commits; then commit this one, unless the
         previous failed, in which case both go back."""
         for records in batches.values():
-            self._metrics.batch_size.observe(len(records))
-        steps = self._metrics.poll_steps
+            self.metrics.batch_size.observe(len(records))
+        steps = self.metrics.poll_steps
         async with self._in_flight:
             began = time.monotonic()
-            poll = await self._committer.decide(batches)
+            poll = await self.committer.decide(batches)
             decided = time.monotonic()
             steps.labels("decide").observe(decided - began)
             previous = await self._settle()
             steps.labels("wait").observe(time.monotonic() - decided)
             errors = [*(previous.errors if previous else []), *poll.errors]
             if previous is not None and not previous.ok:
-                self._committer.hand_back(previous.poll, poll)
+                self.committer.hand_back(previous.poll, poll)
             elif poll.results:
                 self._pending = asyncio.create_task(self._timed_commit(poll))
         await self._react(errors, stop)
 
     async def _timed_commit(self, poll: DecidedPoll) -> Committed:
         began = time.monotonic()
-        committed = await self._committer.commit(poll)
-        self._metrics.poll_steps.labels("commit").observe(time.monotonic() - began)
+        committed = await self.committer.commit(poll)
+        self.metrics.poll_steps.labels("commit").observe(time.monotonic() - began)
         return committed
 
     async def _settle(self) -> Committed | None:
@@ -198,11 +191,11 @@ class ConsumerLoop:
         committed = await task
         if committed.ok:
             for results in committed.poll.results.values():
-                self._metrics.observe(results)
+                self.metrics.observe(results)
                 log_committed(results)
                 self.processed += len(results)
             if committed.poll.results and not committed.poll.errors:
-                self._holding.went_through()
+                self.holding.went_through()
         return committed
 
     async def _settle_and_react(self, stop: asyncio.Event) -> None:
@@ -211,7 +204,7 @@ class ConsumerLoop:
             if committed is None:
                 return
             if not committed.ok:
-                self._committer.hand_back(committed.poll)
+                self.committer.hand_back(committed.poll)
         await self._react(committed.errors, stop)
 
     async def _react(self, errors: Sequence[BaseException], stop: asyncio.Event) -> None:
@@ -220,7 +213,7 @@ class ConsumerLoop:
             if not isinstance(error, Exception):
                 raise error  # cancellation and the like are not ours to swallow
         if any(isinstance(error, PublishingPaused) for error in errors):
-            self._holding.set_paused(True, "publishing paused")
+            self.holding.set_paused(True, "publishing paused")
         unavailable = [e for e in errors if isinstance(e, DatabaseUnavailable)]
         faults = [e for e in errors if isinstance(e, DatabaseFault)]
         unforeseen = [
@@ -231,7 +224,7 @@ class ConsumerLoop:
             )
         ]
         if unavailable:
-            await self._holding.wait_for_database(stop, unavailable[0])
+            await self.holding.wait_for_database(stop, unavailable[0])
         elif faults or unforeseen:
             for error in unforeseen:
                 log.error(
@@ -240,24 +233,24 @@ class ConsumerLoop:
                     exc_info=error,
                 )
             fault = faults[0] if faults else DatabaseFault(unforeseen[0])
-            await self._holding.wait_out_fault(stop, fault)
+            await self.holding.wait_out_fault(stop, fault)
         elif any(isinstance(error, BatchHandedBack) for error in errors):
             # The batches went back to Kafka; give the broker a moment before trying again.
             await sleep_or_stop(stop, 1.0)
 
     async def _hold(self, stop: asyncio.Event, error: BaseException) -> None:
         if is_unreachable(error):
-            await self._holding.wait_for_database(stop, error)
+            await self.holding.wait_for_database(stop, error)
         else:
-            await self._holding.wait_out_fault(stop, DatabaseFault(error))
+            await self.holding.wait_out_fault(stop, DatabaseFault(error))
 
     def _update_lag_when_due(self) -> None:
         now = time.monotonic()
         if now < self._next_lag_update:
             return
         self._next_lag_update = now + 1.0
-        for tp in self._consumer.assignment():
-            end = self._consumer.last_stable_offset(tp)
-            done = self._positions.next_offset(tp)
+        for tp in self.consumer.assignment():
+            end = self.consumer.last_stable_offset(tp)
+            done = self.positions.next_offset(tp)
             if end is not None and done is not None:
-                self._metrics.lag.labels(str(tp.partition)).set(max(end - done, 0))
+                self.metrics.lag.labels(str(tp.partition)).set(max(end - done, 0))

@@ -31,7 +31,8 @@ from streams.faust_app import FaustRates
 from streams.faust_app.fetching import FetchHandler
 from streams.folding import Folder
 from streams.metrics import StreamMetrics
-from streams.rates import Clock, utc_now
+from streams.partials import Partials
+from streams.rates import Clock, Geometry, utc_now
 from streams.tracing import traced_fetches
 
 log = structlog.get_logger("streams.app")
@@ -96,7 +97,8 @@ class _Worker:
         async def send(alert: Alert) -> None:
             await rates.send_alert(alert.alert, alert.model_dump_json().encode("utf-8"))
 
-        folder = Folder(settings, rates.partials, metrics, rates.publish_partial, clock)
+        window = Geometry(settings.alert_window_seconds)
+        folder = Folder(window, Partials(rates.partials), metrics, rates.publish_partial, clock)
         evaluator = Evaluator(
             settings, rates.window, rates.rule_phases, metrics, act=act, send=send, clock=clock
         )

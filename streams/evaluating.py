@@ -76,10 +76,7 @@ class Evaluator:
     async def tick(self) -> list[Alert]:
         """Evaluate every rule once over the merged window; returns the alerts sent."""
         now = self._clock()
-        first_live = self._geometry.live(now).start
-        for key in self._partials.stored():
-            if parse_partial_key(key)[1] < first_live:
-                self._partials.delete(key)
+        self._partials.expire(self._geometry.live(now).start)
         window = snapshot(self._partials.by_slot(), self._geometry, now)
         evaluations = [self._evaluate(rule, window, now) for rule in self._rules]
         sent: list[Alert] = []

@@ -11,13 +11,13 @@ and publishing it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 from pydantic import ValidationError
 
 from schemas.events import OutcomeFacts
-from schemas.settings import Settings
 from streams.faust_app import FetchedRecord
 from streams.metrics import StreamMetrics
 from streams.partials import Partials
@@ -36,37 +36,30 @@ log = structlog.get_logger("streams.folding")
 Publish = Callable[[str, bytes], None]
 
 
+@dataclass(eq=False)
 class Folder:
     """Folds outcomes into partials (`ingest`), sends the changed ones (`publish`), expires
     and republishes them (`tick`)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        partials: MutableMapping[str, bytes],
-        metrics: StreamMetrics,
-        publish: Publish,
-        clock: Clock,
-    ) -> None:
-        self._geometry = Geometry(settings.alert_window_seconds)
-        self._partials = Partials(partials)
-        self._metrics = metrics
-        self._publish = publish
-        self._clock = clock
-        self._published_generation: int | None = None
-        # The latest bytes of each partial changed since the last `publish`: folds are many
-        # (one per fetch and partition), partials sent far fewer.
-        self._unpublished: dict[str, bytes] = {}
+    geometry: Geometry
+    partials: Partials
+    metrics: StreamMetrics
+    publish_partial: Publish
+    clock: Clock
+    _published_generation: int | None = field(default=None, init=False)
+    # The latest bytes of each partial changed since the last `publish`: folds are many
+    # (one per fetch and partition), partials sent far fewer.
+    _unpublished: dict[str, bytes] = field(default_factory=dict, init=False)
 
     def ingest(self, partition: int, records: Sequence[FetchedRecord]) -> None:
         """Fold one partition's records of one fetch (offsets ascending)."""
-        self._metrics.fetches.inc()
+        self.metrics.fetches.inc()
         observed: list[Observed] = []
         for record in records:
             try:
                 outcome = OutcomeFacts.model_validate_json(record.value or b"")
             except ValidationError:
-                self._metrics.invalid.inc()
+                self.metrics.invalid.inc()
                 log.warning(
                     "Outcome record ignored: not a PublishOutcome this stream can count",
                     partition=partition,
@@ -74,8 +67,8 @@ class Folder:
                 )
                 continue
             observed.append(Observed(partition, record.offset, outcome))
-        slots = self._partials.of_partition(partition)
-        changed = fold(slots, observed, self._geometry, self._clock())
+        slots = self.partials.of_partition(partition)
+        changed = fold(slots, observed, self.geometry, self.clock())
         folded = 0
         for slot, value in changed.items():
             before = slots.get(slot, Slot()).counts.all
@@ -83,10 +76,10 @@ class Folder:
             if value.counts.all == before:
                 continue  # every record already folded in: nothing new to publish
             key, encoded = partial_key(partition, slot), value.encode()
-            self._partials.put(key, encoded, value)
+            self.partials.put(key, encoded, value)
             self._unpublished[key] = encoded
-        self._metrics.outcomes.inc(folded)
-        self._metrics.skipped.inc(max(0, len(observed) - folded))
+        self.metrics.outcomes.inc(folded)
+        self.metrics.skipped.inc(max(0, len(observed) - folded))
 
     def publish(self, held: Collection[int]) -> int:
         """Send the latest of each partial changed since the last call; returns how many.
@@ -94,7 +87,7 @@ class Folder:
         sent = 0
         for key, encoded in self._unpublished.items():
             if parse_partial_key(key)[0] in held:
-                self._publish(key, encoded)
+                self.publish_partial(key, encoded)
                 sent += 1
         self._unpublished.clear()
         return sent
@@ -105,18 +98,14 @@ class Folder:
         Only held partitions: the table also holds standby copies of other workers' partials,
         and deleting one would write a tombstone into a changelog this worker does not own.
         """
-        first_live = self._geometry.live(self._clock()).start
-        for key in self._partials.stored():
-            partition, slot = parse_partial_key(key)
-            if partition in held and slot < first_live:
-                self._partials.delete(key)
+        self.partials.expire(self.geometry.live(self.clock()).start, held)
         if generation == self._published_generation:
             return
         self._unpublished.clear()  # all of them go now
         republished = 0
-        for key in self._partials.stored():
+        for key in self.partials.stored():
             if parse_partial_key(key)[0] in held:
-                self._publish(key, self._partials.encoded(key))
+                self.publish_partial(key, self.partials.encoded(key))
                 republished += 1
         self._published_generation = generation
         log.info("Partials republished after a rebalance", partials=republished, held=sorted(held))

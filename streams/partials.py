@@ -9,7 +9,7 @@ holds other bytes for the key (a write of their own, or a recovery after a rebal
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Collection, Iterator, Mapping, MutableMapping
 
 from streams.rates import Slot, parse_partial_key, partial_key
 
@@ -46,6 +46,14 @@ class Partials:
 
     def stored(self) -> list[str]:
         return list(self._table)
+
+    def expire(self, first_live: int, partitions: Collection[int] | None = None) -> None:
+        """Delete the partials of slots before `first_live`: those that left the window (of
+        `partitions` only, when given)."""
+        for key in self.stored():
+            partition, slot = parse_partial_key(key)
+            if slot < first_live and (partitions is None or partition in partitions):
+                self.delete(key)
 
     def by_slot(self) -> Iterator[tuple[int, Slot]]:
         for key in self.stored():

@@ -120,17 +120,19 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             say(report.baseline.line())
 
         if options.latency_seconds > 0:
-            say(f"latency: {options.rate:,.0f} requests/s for {options.latency_seconds:g} s")
             report.latency, report.latency_phase = await _steady(
                 run, "latency", options.rate, options.latency_seconds, rng
             )
             if options.tracing:
-                say(
-                    f"latency, traced: the same at {options.rate:,.0f}/s with the consumer and "
-                    "the stream exporting OTLP to a sink on loopback that drops"
-                )
                 report.latency_traced, report.latency_traced_phase = await _steady(
-                    run, "latency-traced", options.rate, options.latency_seconds, rng, traced=True
+                    run,
+                    "latency-traced",
+                    options.rate,
+                    options.latency_seconds,
+                    rng,
+                    traced=True,
+                    heading=f"latency, traced: the same at {options.rate:,.0f}/s with the consumer "
+                    "and the stream exporting OTLP to a sink on loopback that drops",
                 )
                 for line in report.tracing_lines():
                     say(line)
@@ -138,7 +140,6 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
             report.floor = await run_floor(run, rng)
             say(report.floor.line())
         if options.low_rate_seconds > 0:
-            say(f"low rate: {options.low_rate:,.0f} requests/s for {options.low_rate_seconds:g} s")
             report.low_rate, report.low_rate_phase = await _steady(
                 run, "low-rate", options.low_rate, options.low_rate_seconds, rng
             )
@@ -163,9 +164,18 @@ async def run_bench(base: Settings, options: BenchOptions, say: Callable[[str], 
 
 
 async def _steady(
-    run: Run, phase: str, rate: float, seconds: float, rng: random.Random, *, traced: bool = False
+    run: Run,
+    phase: str,
+    rate: float,
+    seconds: float,
+    rng: random.Random,
+    *,
+    traced: bool = False,
+    heading: str | None = None,
 ) -> tuple[LatencyFigures, PhaseFigures]:
-    """A steady-rate phase, its lines said as it ends: latency, poll steps, CPU by process."""
+    """A steady-rate phase, announced as it starts (`heading`, else its name, rate and
+    length) and its lines said as it ends: latency, poll steps, CPU by process."""
+    run.say(heading or f"{phase.replace('-', ' ')}: {rate:,.0f} requests/s for {seconds:g} s")
     figures, measured = await run_steady(run, phase, rate, seconds, rng, traced=traced)
     run.say(figures.line())
     if measured.poll_steps is not None:

@@ -12,14 +12,14 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol, TextIO
 
 import typer
 
 from ops.cli.acl import acl_app
+from ops.cli.bench import bench
 from ops.cli.dlq import dlq_app
-from ops.cli.edge import operator_errors
+from ops.cli.edge import configured, operator_errors
 from ops.cli.switch import pause, resume, status
 from ops.errors import ExitCode, OperatorError
 from ops.probes import reach_kafka, reach_services, with_kafka_deadline
@@ -39,10 +39,6 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Store publish pipeline: consumer, rates stream and on-call tools."""
-
-
-def load_settings() -> Settings:
-    return Settings()
 
 
 @app.command()
@@ -69,8 +65,8 @@ def migrate() -> None:
         for line in report.lines():
             typer.echo(line)
 
-    with operator_errors():
-        asyncio.run(run(load_settings()))
+    with configured() as settings:
+        asyncio.run(run(settings))
 
 
 def traced(service: str) -> AbstractContextManager[Tracer | None]:
@@ -101,8 +97,7 @@ def _serve(
     from ops.runtime.logs import configure_logging
     from ops.runtime.signals import stop_on_signals
 
-    with operator_errors(quiet_kafka=False), traced(service) as tracer:
-        settings = load_settings()
+    with configured(quiet_kafka=False) as settings, traced(service) as tracer:
         if check is not None:
             check(settings)
         configure_logging(settings.log_level)
@@ -165,11 +160,12 @@ def emit(
     from ops.dev.emit import emit_lines, emit_synthetic
 
     with operator_errors():
+        # The arguments before the settings: a wrong call is told so whatever the environment.
         if (source is None) == (synthetic == 0):
             raise OperatorError(
                 "give either a SOURCE file (or -) or --synthetic N", ExitCode.BAD_ARGUMENTS
             )
-        settings = load_settings()
+        settings = Settings()
 
         async def send_synthetic(tracer: Tracer | None) -> int:
             await reach_services(settings)  # the stores are picked from the database
@@ -209,8 +205,7 @@ def demo(
     from ops.demo.story import run_demo
     from ops.runtime.logs import configure_logging
 
-    with operator_errors(quiet_kafka=False):
-        settings = load_settings()
+    with configured(quiet_kafka=False) as settings:
         configure_logging("ERROR")
 
         async def run() -> bool:
@@ -223,90 +218,7 @@ def demo(
     raise typer.Exit(0 if balanced else 1)
 
 
-@app.command()
-def bench(
-    requests: Annotated[int, typer.Option(help="Requests pre-loaded for throughput.")] = 200_000,
-    creators: Annotated[int, typer.Option(help="Creators to seed.")] = 50_000,
-    baseline: Annotated[
-        bool, typer.Option("--baseline", help="Also run the per-request baseline.")
-    ] = False,
-    rate: Annotated[float, typer.Option(help="Offered requests/s for latency.")] = 1000.0,
-    latency_seconds: Annotated[float, typer.Option(help="Seconds of latency load.")] = 60.0,
-    low_rate: Annotated[
-        float, typer.Option(help="Offered requests/s of the low-rate phase.")
-    ] = 100.0,
-    low_rate_seconds: Annotated[
-        float, typer.Option(help="Seconds of the low-rate phase; 0 skips it.")
-    ] = 30.0,
-    workers: Annotated[
-        int, typer.Option(help="With more than 1, also run that many consumers in one group.")
-    ] = 1,
-    stream_workers: Annotated[
-        int, typer.Option(help="Stream workers in one group beside the scale-out consumers.")
-    ] = 1,
-    gateway_clients: Annotated[
-        int, typer.Option(help="Concurrent HTTP clients of the gateway phase; 0 skips it.")
-    ] = 20,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the figures as JSON here.")
-    ] = None,
-    chart: Annotated[Path | None, typer.Option(help="PNG chart; default next to the JSON.")] = None,
-    keep: Annotated[bool, typer.Option(help="Keep the run's topics and databases.")] = False,
-    profile: Annotated[
-        Path | None, typer.Option(help="Record py-spy profiles of the consumer and stream here.")
-    ] = None,
-    tracing: Annotated[
-        bool,
-        typer.Option(
-            "--tracing",
-            help="Also run the latency phase with the consumer and stream tracing (OTLP to a "
-            "loopback sink that drops): CPU per request, tracing off and on.",
-        ),
-    ] = False,
-) -> None:
-    """Throughput (passthrough, pipeline, baseline), latency at a fixed rate, CPU and lag."""
-    from ops.bench.chart import write_chart
-    from ops.bench.options import BenchOptions
-    from ops.bench.report import Report
-    from ops.bench.run import run_bench
-    from ops.runtime.logs import configure_logging
-
-    with operator_errors(quiet_kafka=False):
-        settings = load_settings()
-        configure_logging("ERROR")
-        options = BenchOptions(
-            requests=requests,
-            creators=creators,
-            baseline=baseline,
-            rate=rate,
-            latency_seconds=latency_seconds,
-            low_rate=low_rate,
-            low_rate_seconds=low_rate_seconds,
-            workers=workers,
-            stream_workers=stream_workers,
-            gateway_clients=gateway_clients,
-            keep=keep,
-            profile_dir=profile,
-            tracing=tracing,
-        )
-        refusal = options.refusal()
-        if refusal is not None:
-            raise OperatorError(refusal, ExitCode.BAD_ARGUMENTS)
-
-        async def run() -> Report:
-            await reach_services(settings)
-            return await run_bench(settings, options, say=typer.echo)
-
-        report = asyncio.run(run())
-        for line in report.summary():
-            typer.echo(line)
-        if json_path is not None:
-            report.write_json(json_path)
-            typer.echo(f"figures: {json_path}")
-        chart_path = chart or (json_path.with_suffix(".png") if json_path else None)
-        if chart_path is not None:
-            write_chart(report, chart_path)
-            typer.echo(f"chart: {chart_path}")
+app.command()(bench)
 
 
 def main() -> None:

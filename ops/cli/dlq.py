@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ops.cli.edge import operator_errors
+from ops.cli.edge import configured
 from ops.cli.prompts import confirm_replay, replay_progress
 from ops.cli.switch import operator_name
 from ops.oncall.dead_letters import DeadLetter, Filters, select
@@ -80,8 +80,7 @@ def list_(
     wide: WideOption = False,
 ) -> None:
     """The dead letters matching the filters, and what `replay` would do with each."""
-    with operator_errors():
-        settings = Settings()
+    with configured() as settings:
         plan = asyncio.run(_plan(settings, filters, force=False))
     if as_json:
         for record, state in plan.selected:
@@ -107,8 +106,7 @@ def show(
             f"{position!r} is not PARTITION:OFFSET (two numbers, e.g. 2:1017)",
             param_hint="PARTITION:OFFSET",
         )
-    with operator_errors():
-        settings = Settings()
+    with configured() as settings:
         raw = asyncio.run(
             read_at(settings, settings.topic_dlq, int(partition_text), int(offset_text))
         )
@@ -128,8 +126,7 @@ def stats(
     wide: WideOption = False,
 ) -> None:
     """Counts by reason and by hour, top stores, top errors: the pattern behind a spike."""
-    with operator_errors():
-        settings = Settings()
+    with configured() as settings:
         records = select(asyncio.run(_dead_letters(settings)), filters)
     found = dead_letter_stats(records, top=top)
     if as_json:
@@ -169,8 +166,7 @@ def replay(
     """Send the selected dead letters back to the requests topic, replay.count raised by one."""
     console = Console()
     operator = operator_name()
-    with operator_errors():
-        settings = Settings()
+    with configured() as settings:
         plan = asyncio.run(_prepare(settings, filters, force=force))
         to_send = plan.having(ReplayVerdict.SEND)
         # The replay's row in dlq_replays, whatever became of it: a dry run, nothing, or what
@@ -240,8 +236,7 @@ def history(
     wide: WideOption = False,
 ) -> None:
     """The recorded replays and dry runs: when, by whom, which filters, how many records."""
-    with operator_errors():
-        settings = Settings()
+    with configured() as settings:
 
         async def work(conn: asyncpg.Connection) -> list[ReplayRecord]:
             return await replay_history(conn, limit=limit)

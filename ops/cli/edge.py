@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import typer
 
 from ops.errors import ExitCode, explain
+from schemas.settings import Settings
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:
@@ -49,3 +50,11 @@ def operator_errors(*, quiet_kafka: bool = True) -> Iterator[None]:
         raise fail(message, code) from None
     except KeyboardInterrupt:
         raise fail("interrupted", ExitCode.REFUSED) from None
+
+
+@contextmanager
+def configured(*, quiet_kafka: bool = True) -> Iterator[Settings]:
+    """The settings, read from the environment inside `operator_errors`: a bad setting is one
+    line and an exit code like any other failure of the command."""
+    with operator_errors(quiet_kafka=quiet_kafka):
+        yield Settings()

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ops.cli.edge import operator_errors
+from ops.cli.edge import configured
 from ops.oncall.fit import Column, cut, fit_table, one_line, show
 from ops.oncall.render import json_line, moment, safe
 from ops.oncall.status import PipelineStatus, pipeline_status
@@ -79,8 +79,7 @@ def pause(
     if not reason.strip():
         raise typer.BadParameter("give the reason in words", param_hint="--reason")
     console = Console()
-    with operator_errors():
-        settings = Settings()
+    with configured() as settings:
         by = f"cli:{operator_name()}"
         changed = asyncio.run(_switch(settings, paused=True, reason=reason.strip(), by=by))
         state = asyncio.run(_control(settings))
@@ -92,8 +91,7 @@ def pause(
 def resume() -> None:
     """Publish again: the requests held in Kafka while paused are processed, oldest first."""
     console = Console()
-    with operator_errors():
-        settings = Settings()
+    with configured() as settings:
         by = f"cli:{operator_name()}"
         changed = asyncio.run(_switch(settings, paused=False, reason=None, by=by))
         state = asyncio.run(_control(settings))
@@ -113,8 +111,7 @@ def status(
     ] = False,
 ) -> None:
     """Paused or not (why, since when, by whom), consumer lag, recent outcomes and alerts."""
-    with operator_errors():
-        settings = Settings()
+    with configured() as settings:
         found = asyncio.run(pipeline_status(settings, minutes=minutes, alerts=alerts))
     if as_json:
         typer.echo(json_line(found.to_json()))

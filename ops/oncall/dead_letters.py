@@ -43,15 +43,9 @@ def parse_moment(text: str, now: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(RawRecord):
     """One record of the dead-letter topic: the request as received, and why it failed."""
 
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-    kafka_time: datetime
     added: DeadLetterHeaders | None  # None when the dlq.* headers are missing or malformed
 
     @classmethod
@@ -60,15 +54,11 @@ class DeadLetter:
             added: DeadLetterHeaders | None = DeadLetterHeaders.from_kafka(list(raw.headers))
         except (KeyError, ValueError, ValidationError):
             added = None
-        return cls(
-            partition=raw.partition,
-            offset=raw.offset,
-            key=raw.key,
-            value=raw.value,
-            headers=raw.headers,
-            kafka_time=datetime.fromtimestamp(raw.timestamp_ms / 1000, tz=UTC),
-            added=added,
-        )
+        return cls(**vars(raw), added=added)
+
+    @property
+    def kafka_time(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
 
     @property
     def position(self) -> str:

@@ -18,7 +18,8 @@ from schemas.settings import Settings
 from streams.evaluating import Evaluator
 from streams.folding import Folder
 from streams.metrics import StreamMetrics
-from streams.rates import Slot, Snapshot
+from streams.partials import Partials
+from streams.rates import Geometry, Slot, Snapshot
 from tests.helpers.stream import outcome as made_outcome
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -103,7 +104,8 @@ class Group:
 
     def worker(self, table: dict[str, bytes] | None = None) -> Folder:
         table = table if table is not None else {}
-        folder = Folder(settings(), table, self.metrics, self.publish, self.clock)
+        window = Geometry(settings().alert_window_seconds)
+        folder = Folder(window, Partials(table), self.metrics, self.publish, self.clock)
         self.workers.append(folder)
         return folder
 
