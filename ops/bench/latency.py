@@ -1,11 +1,11 @@
 """The steady-rate phases: requests offered at a fixed rate, each timed from record to outcome.
 
 The load generator must not compete with what it measures: every request is built and signed
-before the clock starts, and every `TICK_S` it sends what fell due since the last tick as one
-record batch per partition (no per-record path through the producer), stamped with the
-moment it is handed to Kafka, so the latency is the pipeline's from there. Wake-ups are what
-the load costs on this machine (tens of µs of CPU each), hence ticks rather than a send per
-request.
+before the clock starts, and about every `TICK_S` it sends what fell due since the last tick
+as one record batch per partition (no per-record path through the producer), stamped with
+the moment it is handed to Kafka, so the latency is the pipeline's from there. Wake-ups are
+what the load costs on this machine (tens of µs of CPU each), hence ticks rather than a send
+per request.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from ops.runtime.tracing import TRACEPARENT
 from schemas.settings import Settings
 
 # How often, on average, the load generator sends what fell due: one cycle of the consumer's
-# default commit cadence (CONSUMER_COMMIT_INTERVAL_MS, 100 ms), so at 1,000/s about 100
-# requests at a time: a wake-up and a produce request per cycle (the broker's share is
-# counted as the broker's). Each gap is drawn between half and one and a half of that:
-# fixed gaps as long as the consumer's cycle could fall at the same point of every cycle,
-# and the latency would measure that point rather than a steady stream's wait for the next
-# transaction; exponential gaps would leave a third of the cycles empty and the others
-# doubled, a lumpier load than a steady rate.
-TICK_S = 0.1
+# default commit cadence (CONSUMER_COMMIT_INTERVAL_MS), so at 1,000/s about 100 requests at
+# a time: a wake-up and a produce request per cycle (the broker's share is counted as the
+# broker's). Each gap is drawn between half and one and a half of that: fixed gaps as long
+# as the consumer's cycle could fall at the same point of every cycle, and the latency would
+# measure that point rather than a steady stream's wait for the next transaction;
+# exponential gaps would leave a third of the cycles empty and the others doubled, a lumpier
+# load than a steady rate.
+TICK_S = Settings.model_fields["consumer_commit_interval_ms"].default / 1000
 
 
 def planned(run: Run, count: int, rng: random.Random) -> list[Request]:
