@@ -26,9 +26,9 @@ def database_pool(settings: Settings, process: str, *, max_size: int | None = No
     pg_stat_activity), of `DB_POOL_MAX_SIZE` connections unless told fewer.
 
     min_size=0: the process starts, and waits, while PostgreSQL is down. No reset query on
-    release (`_keep_session`). The timeouts are
-    session settings rather than SET LOCAL in each transaction: one round trip fewer per
-    batch; a lock or statement past them is a retryable failure (`ops.runtime.faults`)."""
+    release (`_keep_session`). The timeouts are session settings rather than SET LOCAL in
+    each transaction: one round trip fewer per batch; a lock or statement past them is a
+    retryable failure (`ops.runtime.faults`)."""
     return asyncpg.create_pool(
         settings.dsn(),
         min_size=0,
