@@ -12,12 +12,19 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from ops.bench.cpu import CpuSources, broker_pid, cpu_seconds
+from ops.bench.cpu import (
+    CpuSources,
+    broker_pid,
+    cpu_seconds,
+    cpu_seconds_less_jit,
+    jit_seconds,
+)
 from ops.bench.load import (
     BENCH_STEPS,
 )
 from ops.bench.options import BenchOptions
 from ops.bench.probes import Child, free_port
+from ops.bench.steady_cpu import BROKER_JIT
 from ops.dev.seed import Population
 from schemas.settings import Settings
 
@@ -71,7 +78,8 @@ class Run:
         sources: dict[str, Callable[[], float | None]] = {c.name: c.cpu for c in children}
         kafka = broker_pid()
         if kafka is not None:
-            sources["broker"] = lambda: cpu_seconds(kafka)
+            sources["broker"] = lambda: cpu_seconds_less_jit(kafka)
+            sources[BROKER_JIT] = lambda: jit_seconds(kafka)
         pg = self.pg_pid
         if pg is not None:
             sources["postgres"] = lambda: cpu_seconds(pg, with_children=True)

@@ -17,6 +17,8 @@ PROCESS_ROLES = {
     "bench": "load generator",
 }
 PIPELINE_PROCESSES = ("consumer", "stream", "broker", "postgres")
+# The broker's JIT compiler threads, kept out of "broker" (`ops.bench.cpu.jit_seconds`).
+BROKER_JIT = "broker JIT"
 LOAD_GENERATOR = "load generator"
 PIPELINE = "the four"
 
@@ -40,6 +42,8 @@ class SteadyRateCpu:
         """CPU seconds by process role; several workers of a role added together (the
         phase keeps their sum under the role's name, or each under "role-N")."""
         roles: dict[str, float | None] = {}
+        if BROKER_JIT in self.cpu_seconds:
+            roles[BROKER_JIT] = self.cpu_seconds[BROKER_JIT]
         for name, role in PROCESS_ROLES.items():
             if name in self.cpu_seconds:
                 roles[role] = self.cpu_seconds[name]
@@ -57,7 +61,8 @@ class SteadyRateCpu:
         if not self.requests:
             return per
         roles = self.process_cpu()
-        for role in (*PIPELINE_PROCESSES, LOAD_GENERATOR):
+        apart = (BROKER_JIT,) if BROKER_JIT in roles else ()
+        for role in (*PIPELINE_PROCESSES, LOAD_GENERATOR, *apart):
             used = roles.get(role)
             per[role] = round(used / self.requests * 1e6, 1) if used is not None else None
         four = [roles.get(role) for role in PIPELINE_PROCESSES]
@@ -109,6 +114,12 @@ class SteadyRateCpu:
         for role in (*PIPELINE_PROCESSES, LOAD_GENERATOR):
             used, us = roles.get(role), per.get(role)
             lines.append(f"    {role:<16} {_num(used, '.2f'):>8} s {_num(us, '.1f'):>8} µs/request")
+            if role == "broker" and BROKER_JIT in roles:
+                jit, jit_us = roles[BROKER_JIT], per.get(BROKER_JIT)
+                lines.append(
+                    f"    {'  JIT compiler':<16} {_num(jit, '.2f'):>8} s {_num(jit_us, '.1f'):>8} "
+                    "µs/request, apart from the four"
+                )
         four = [roles.get(role) for role in PIPELINE_PROCESSES]
         total = sum(v for v in four if v is not None) if all(v is not None for v in four) else None
         lines.append(

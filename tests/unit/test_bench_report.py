@@ -123,6 +123,31 @@ def test_each_process_cpu_per_request_and_the_four_together() -> None:
     assert "400.0 µs/request, 0.400 cores; Kafka transactions 20.0/s" in table
 
 
+def test_the_brokers_jit_compilation_is_shown_apart_and_left_out_of_the_four() -> None:
+    figures = steady(
+        {
+            "stream": 0.06,
+            "consumer-1": 0.2,
+            "broker": 0.3,
+            "broker JIT": 0.1,
+            "postgres": 0.24,
+            "bench": 0.05,
+        }
+    )
+    per = figures.cpu_us_per_request()
+    assert per["broker JIT"] == 50.0
+    assert per["broker"] == 150.0
+    assert per["the four"] == 400.0  # consumer, stream, broker and PostgreSQL: no JIT
+    assert figures.pipeline_cores == 0.4
+    table = figures.cpu_table()
+    broker = next(i for i, line in enumerate(table) if line.lstrip().startswith("broker"))
+    assert "150.0 µs/request" in table[broker]
+    assert "0.10 s" in table[broker + 1]
+    assert "JIT compiler" in table[broker + 1]
+    assert "50.0 µs/request, apart from the four" in table[broker + 1]
+    assert len(table[broker + 1]) <= 80
+
+
 def test_workers_of_one_role_are_added_and_an_unknown_process_leaves_the_four_unknown() -> None:
     figures = steady({"stream-1": 0.1, "stream-2": 0.1, "consumer-1": 0.2, "consumer-2": 0.1})
     assert figures.process_cpu() == {"consumer": 0.3, "stream": 0.2}
