@@ -66,7 +66,8 @@ def effects_of(decided: Iterable[Decided], active_versions: Mapping[str, int]) -
     effects = Effects()
     for item in decided:
         request, verdict = item.request, item.verdict
-        correlation_id = request.effective_correlation_id
+        # The outcome's, made from the same request: one str(UUID) (0.6 µs) fewer.
+        correlation_id = item.outcome.correlation_id
         if verdict.publish and verdict.store_url and verdict.published_at:
             effects.publications.append(
                 Publication(request, verdict.store_url, verdict.published_at)
