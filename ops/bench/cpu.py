@@ -16,8 +16,12 @@ _CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def _stat(pid: int) -> list[str] | None:
+    return _stat_of(Path(f"/proc/{pid}"))
+
+
+def _stat_of(process_or_thread: Path) -> list[str] | None:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = (process_or_thread / "stat").read_text()
     except OSError:
         return None
     # The command name is in parentheses and may hold spaces: split after its last ")".
@@ -48,10 +52,11 @@ def jit_seconds(pid: int) -> float | None:
     """utime + stime of a JVM's live JIT compiler threads.
 
     A young JVM compiles the code its load makes hot, for minutes and whatever the load:
-    up to a third of a fresh broker's CPU at 1,000 requests/s, and as much again when the
-    rate changes. That is a cost of the broker's age, not of the requests, so it is
-    reported apart from them. HotSpot may end an idle compiler thread; its time then stays
-    in the process's total and counts as the broker's own, the cautious way to be wrong."""
+    on a broker in its second bench run, 34 of its 119 ms of CPU a second at 1,000
+    requests/s and 93 of 197 at 100/s (docs/bench.md). That is a cost of the broker's age,
+    not of the requests, so it is reported apart from them. HotSpot may end an idle
+    compiler thread; its time then stays in the process's total and counts as the broker's
+    own, the cautious way to be wrong."""
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
@@ -59,13 +64,12 @@ def jit_seconds(pid: int) -> float | None:
     ticks = 0
     for task in tasks:
         try:
-            if not (task / "comm").read_text().startswith(_JIT_THREADS):
-                continue
-            text = (task / "stat").read_text()
+            compiling = (task / "comm").read_text().startswith(_JIT_THREADS)
         except OSError:
             continue  # the thread ended between listing and reading
-        fields = text.rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
+        fields = _stat_of(task) if compiling else None
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])
     return ticks / _TICK
 
 
