@@ -97,10 +97,18 @@ class _Worker:
         async def send(alert: Alert) -> None:
             await rates.send_alert(alert.alert, alert.model_dump_json().encode("utf-8"))
 
+        # One window for both phases: the slots the workers fold into are the ones merged.
         window = Geometry(settings.alert_window_seconds)
         folder = Folder(window, Partials(rates.partials), metrics, rates.publish_partial, clock)
         evaluator = Evaluator(
-            settings, rates.window, rates.rule_phases, metrics, act=act, send=send, clock=clock
+            settings,
+            window,
+            Partials(rates.window),
+            rates.rule_phases,
+            metrics,
+            act=act,
+            send=send,
+            clock=clock,
         )
 
         async def tick() -> None:

@@ -36,17 +36,18 @@ class Evaluator:
     def __init__(
         self,
         settings: Settings,
-        partials: MutableMapping[str, bytes],
+        window: Geometry,
+        partials: Partials,
         rule_states: MutableMapping[str, bytes],
         metrics: StreamMetrics,
         act: AlertSink,
         send: AlertSink,
         clock: Clock,
     ) -> None:
-        self._geometry = Geometry(settings.alert_window_seconds)
+        self._geometry = window
         self._rules = rules_from_settings(settings)
         self._min_events = settings.alert_min_events
-        self._partials = Partials(partials)
+        self._partials = partials
         self._rule_states = rule_states
         self._metrics = metrics
         self._act = act

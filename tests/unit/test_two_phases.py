@@ -85,10 +85,18 @@ class Group:
 
     def __post_init__(self) -> None:
         self.metrics = StreamMetrics.create(self.registry)
+        self.geometry = Geometry(settings().alert_window_seconds)
         self.window: dict[str, bytes] = {}
         self.phases: dict[str, bytes] = {}
         self.evaluator = Evaluator(
-            settings(), self.window, self.phases, self.metrics, self._act, self._send, self.clock
+            settings(),
+            self.geometry,
+            Partials(self.window),
+            self.phases,
+            self.metrics,
+            self._act,
+            self._send,
+            self.clock,
         )
         self.read = 0
         self.workers: list[Folder] = []
@@ -104,8 +112,7 @@ class Group:
 
     def worker(self, table: dict[str, bytes] | None = None) -> Folder:
         table = table if table is not None else {}
-        window = Geometry(settings().alert_window_seconds)
-        folder = Folder(window, Partials(table), self.metrics, self.publish, self.clock)
+        folder = Folder(self.geometry, Partials(table), self.metrics, self.publish, self.clock)
         self.workers.append(folder)
         return folder
 
