@@ -6,19 +6,21 @@ from __future__ import annotations
 
 from ops.bench.poll_steps import PollSteps
 
+# The broker's JIT compiler threads, kept out of "broker" (`ops.bench.cpu.jit_seconds`).
+BROKER_JIT = "broker JIT"
 # The processes a phase's CPU is reported for: a child's name without its phase, or with a
 # worker's number after it ("consumer-2"), and the bench's own process, which in the
-# steady-rate phases is the load generator (with the outcome reader and the lag sampler).
+# steady-rate phases is the load generator (with the outcome reader and the lag sampler);
+# and the broker's JIT apart.
 PROCESS_ROLES = {
     "consumer": "consumer",
     "stream": "stream",
     "broker": "broker",
+    BROKER_JIT: BROKER_JIT,
     "postgres": "postgres",
     "bench": "load generator",
 }
 PIPELINE_PROCESSES = ("consumer", "stream", "broker", "postgres")
-# The broker's JIT compiler threads, kept out of "broker" (`ops.bench.cpu.jit_seconds`).
-BROKER_JIT = "broker JIT"
 LOAD_GENERATOR = "load generator"
 PIPELINE = "the four"
 
@@ -42,8 +44,6 @@ class SteadyRateCpu:
         """CPU seconds by process role; several workers of a role added together (the
         phase keeps their sum under the role's name, or each under "role-N")."""
         roles: dict[str, float | None] = {}
-        if BROKER_JIT in self.cpu_seconds:
-            roles[BROKER_JIT] = self.cpu_seconds[BROKER_JIT]
         for name, role in PROCESS_ROLES.items():
             if name in self.cpu_seconds:
                 roles[role] = self.cpu_seconds[name]
